@@ -1,0 +1,34 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED := $(abspath ../shared)
+
+# Ready ImageNet weights for offline machines; elsewhere Keras downloads them to ~/.keras.
+ifneq ($(wildcard $(SHARED)/keras/models),)
+export KERAS_HOME ?= $(SHARED)/keras
+endif
+
+.PHONY: run test install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is needed (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup
+	$(VENV)/bin/honcho start
+
+# pytest exits 5 when it collects nothing: say so, and fail (a suite that ran nothing proves nothing).
+test: install
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: check PYTEST_ARGS and tests/."; fi; \
+	exit $$status
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache

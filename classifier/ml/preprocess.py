@@ -1,0 +1,54 @@
+"""The one path from image bytes to pixels, shared by validation, training, evaluation and serving.
+
+Decoding is Pillow's; orientation follows EXIF; every mode ends as 8-bit RGB. Resizing to the
+backbone's input size is the last step here; normalisation lives inside the model graph, so no
+caller can apply a different one (the seed's browser inference failed exactly there).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Transparent pixels are shown on white, as an image viewer would show them.
+BACKGROUND = (255, 255, 255)
+RESAMPLE = Image.Resampling.BILINEAR
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def to_upright_rgb(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation and convert any mode (CMYK, 16-bit, palette, alpha) to RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in SIXTEEN_BIT_MODES:
+        # A plain convert clips 16-bit values at 255 and turns the photo white: scale first.
+        image = image.point(lambda value: value * (1 / 256)).convert("L")
+    elif image.mode == "F":
+        image = image.convert("L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("RGB", "L") and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode(data: bytes) -> Image.Image:
+    """Bytes to an upright RGB image (raises Pillow's errors on bad data)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return to_upright_rgb(image)
+
+
+def resize(image: Image.Image, size: int) -> np.ndarray:
+    """Square `size` × `size` uint8 array, the model's input before its own normalisation."""
+    if image.size != (size, size):
+        image = image.resize((size, size), RESAMPLE)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def model_input(data: bytes, size: int) -> np.ndarray:
+    """Bytes to the array a model is fed: decode, orient, RGB, resize."""
+    return resize(decode(data), size)

@@ -1,0 +1,380 @@
+"""Curation admin: each action and view parses input, calls one service and reports the result."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import urlencode
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.cache import cache_control
+
+from dataset import selectors, services, sources
+from dataset.forms import ExcludeForm, ImportForm, ResplitForm, SetLabelForm, SetSplitForm
+from dataset.imaging import thumbnail_jpeg
+from dataset.models import Dataset, DatasetImage, Label
+
+THUMBNAIL_SIDE = 96
+PREVIEW_SIDE = 640
+CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
+                 "GIF": "image/gif", "BMP": "image/bmp"}
+
+
+class LabelInline(admin.TabularInline):
+    model = Label
+    extra = 1
+    fields = ("name", "image_count")
+    readonly_fields = ("image_count",)
+
+    @admin.display(description="Images")
+    def image_count(self, label):
+        return label.images.count() if label.pk else "–"
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "image_count", "label_names")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [LabelInline]
+    readonly_fields = ("counts_table",)
+    fields = ("name", "slug", "description", "counts_table")
+
+    @admin.display(description="Images")
+    def image_count(self, dataset):
+        return dataset.images.count()
+
+    @admin.display(description="Labels")
+    def label_names(self, dataset):
+        return ", ".join(label.name for label in dataset.labels.all())
+
+    @admin.display(description="Images per label and split")
+    def counts_table(self, dataset):
+        if not dataset.pk:
+            return "–"
+        columns = [*DatasetImage.Split.values, "excluded", "total"]
+        changelist = reverse("admin:dataset_datasetimage_changelist")
+        header = format_html_join("", "<th>{}</th>", ((column,) for column in ["label", *columns]))
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td>{}</tr>",
+            (
+                (
+                    name,
+                    format_html_join(
+                        "",
+                        '<td><a href="{}?dataset__id__exact={}&amp;{}{}">{}</a></td>',
+                        (
+                            (changelist, dataset.pk, label_filter(name), split_filter(column), counts.get(column, 0))
+                            for column in columns
+                        ),
+                    ),
+                )
+                for name, counts in selectors.dataset_counts(dataset=dataset).items()
+            ),
+        )
+        import_url = reverse("admin:dataset_datasetimage_import") + f"?dataset={dataset.pk}"
+        return format_html(
+            '<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table><p><a class="button" href="{}">'
+            "Import images…</a></p>",
+            header,
+            rows or format_html('<tr><td colspan="{}">No images yet.</td></tr>', len(columns) + 1),
+            import_url,
+        )
+
+    def delete_model(self, request, obj):
+        services.dataset_images_delete(images=obj.images.all())
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        services.dataset_images_delete(images=DatasetImage.objects.filter(dataset__in=queryset))
+        super().delete_queryset(request, queryset)
+
+
+def label_filter(name: str) -> str:
+    if name == selectors.UNLABELLED:
+        return "label__name__isnull=True"
+    return urlencode({"label__name": name})
+
+
+def split_filter(column: str) -> str:
+    if column == "excluded":
+        return "&excluded__exact=1"
+    if column == "total":
+        return ""
+    return f"&split__exact={column}&excluded__exact=0"
+
+
+class NearDuplicateFilter(admin.SimpleListFilter):
+    title = "near-duplicates"
+    parameter_name = "near_duplicate"
+
+    def lookups(self, request, model_admin):
+        return [("any", "Has a near-duplicate"), ("across", "Near-duplicate in another split")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("any", "across"):
+            return queryset
+        ids = selectors.near_duplicate_ids(images=queryset, across_splits=self.value() == "across")
+        return queryset.filter(pk__in=ids)
+
+
+@admin.register(DatasetImage)
+class DatasetImageAdmin(admin.ModelAdmin):
+    list_display = ("thumbnail", "__str__", "dataset", "label", "split", "source", "excluded", "size", "created_at")
+    list_display_links = ("thumbnail", "__str__")
+    list_filter = ("dataset", "label__name", "split", "source", "excluded", NearDuplicateFilter)
+    list_select_related = ("dataset", "label")
+    search_fields = ("original_name", "sha256", "label__name", "exclusion_reason")
+    list_per_page = 60
+    actions = ["set_label", "set_split", "exclude_images", "include_images", "resplit"]
+    fields = (
+        "preview", "dataset", "label", "split", "excluded", "exclusion_reason", "near_duplicates",
+        "original_name", "source", "size", "image_format", "sha256", "perceptual_hash", "created_at", "updated_at",
+    )
+    readonly_fields = (
+        "preview", "dataset", "near_duplicates", "original_name", "source", "size", "image_format", "sha256",
+        "perceptual_hash", "created_at", "updated_at",
+    )
+
+    def get_urls(self):
+        own = [
+            path("import/", self.admin_site.admin_view(self.import_view), name="dataset_datasetimage_import"),
+            path("<int:pk>/thumbnail/", self.admin_site.admin_view(self.thumbnail_view),
+                 name="dataset_datasetimage_thumbnail"),
+            path("<int:pk>/preview/", self.admin_site.admin_view(self.preview_view),
+                 name="dataset_datasetimage_preview"),
+            path("<int:pk>/original/", self.admin_site.admin_view(self.original_view),
+                 name="dataset_datasetimage_original"),
+        ]
+        return own + super().get_urls()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "label":
+            image_id = request.resolver_match.kwargs.get("object_id")
+            image = DatasetImage.objects.filter(pk=image_id).first() if image_id else None
+            kwargs["queryset"] = Label.objects.filter(dataset=image.dataset_id) if image else Label.objects.none()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    # ----- columns and detail fields
+
+    @admin.display(description="")
+    def thumbnail(self, image):
+        return format_html(
+            '<img src="{}" alt="" loading="lazy" style="max-width:{}px;max-height:{}px">',
+            reverse("admin:dataset_datasetimage_thumbnail", args=[image.pk]), THUMBNAIL_SIDE, THUMBNAIL_SIDE,
+        )
+
+    @admin.display(description="Preview")
+    def preview(self, image):
+        return format_html(
+            '<a href="{}"><img src="{}" alt="{}" style="max-width:{}px;max-height:{}px"></a>',
+            reverse("admin:dataset_datasetimage_original", args=[image.pk]),
+            reverse("admin:dataset_datasetimage_preview", args=[image.pk]),
+            image, PREVIEW_SIDE, PREVIEW_SIDE,
+        )
+
+    @admin.display(description="Size")
+    def size(self, image):
+        return f"{image.width} × {image.height}"
+
+    @admin.display(description="Near-duplicates")
+    def near_duplicates(self, image):
+        matches = selectors.near_duplicates_of(image=image)
+        if not matches:
+            return "None found."
+        return format_html_join(
+            "",
+            '<a href="{}" style="display:inline-block;margin-right:1em;text-align:center{}">'
+            '<img src="{}" alt=""><br>{} · {} · {} · distance {}</a>',
+            (
+                (
+                    reverse("admin:dataset_datasetimage_change", args=[other.pk]),
+                    ";color:#ba2121;font-weight:bold" if other.split != image.split else "",
+                    reverse("admin:dataset_datasetimage_thumbnail", args=[other.pk]),
+                    other,
+                    other.label or "unlabelled",
+                    other.get_split_display(),
+                    distance,
+                )
+                for other, distance in matches
+            ),
+        )
+
+    # ----- image views (staff only, through admin_view; content type from the validated format)
+
+    def image_or_404(self, request, pk):
+        image = get_object_or_404(DatasetImage, pk=pk)
+        if not self.has_view_permission(request, image):
+            raise PermissionDenied
+        return image
+
+    def image_response(self, content: bytes, content_type: str, image: DatasetImage) -> HttpResponse:
+        response = HttpResponse(content, content_type=content_type)
+        response["Content-Disposition"] = "inline"
+        response["ETag"] = f'"{image.sha256}"'
+        return response
+
+    @cache_control(private=True, max_age=86400)
+    def thumbnail_view(self, request, pk):
+        image = self.image_or_404(request, pk)
+        with image.file.open("rb") as file:
+            return self.image_response(thumbnail_jpeg(file.read(), side=THUMBNAIL_SIDE), "image/jpeg", image)
+
+    @cache_control(private=True, max_age=86400)
+    def preview_view(self, request, pk):
+        image = self.image_or_404(request, pk)
+        with image.file.open("rb") as file:
+            return self.image_response(thumbnail_jpeg(file.read(), side=PREVIEW_SIDE), "image/jpeg", image)
+
+    @cache_control(private=True, max_age=86400)
+    def original_view(self, request, pk):
+        image = self.image_or_404(request, pk)
+        with image.file.open("rb") as file:
+            return self.image_response(file.read(), CONTENT_TYPES[image.image_format], image)
+
+    # ----- adding images: one import page for a single photo, many photos or a zip
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:dataset_datasetimage_import"))
+
+    def import_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportForm(request.POST or None, request.FILES or None, initial=request.GET.dict())
+        if request.method == "POST" and form.is_valid():
+            report = self.run_import(request, form)
+            if report is not None:
+                self.report_import(request, report)
+                return HttpResponseRedirect(
+                    reverse("admin:dataset_datasetimage_changelist") + f"?dataset__id__exact={form.cleaned_data['dataset'].pk}"
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import images",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/dataset/datasetimage/import.html", context)
+
+    def run_import(self, request, form):
+        data = form.cleaned_data
+        try:
+            if data["archive"]:
+                candidates = sources.zip_candidates(file=data["archive"])
+            else:
+                candidates = sources.upload_candidates(files=data["files"])
+            default_label = (
+                services.label_get_or_create(dataset=data["dataset"], name=data["label"]) if data["label"] else None
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+            return None
+        return services.dataset_images_import(
+            dataset=data["dataset"],
+            candidates=candidates,
+            default_label=default_label,
+            split=data["split"],
+            source=DatasetImage.Source.UPLOAD,
+        )
+
+    def report_import(self, request, report):
+        level = messages.SUCCESS if report.imported else messages.WARNING
+        self.message_user(request, report.summary(), level)
+        for name, existing in report.duplicates:
+            self.message_user(
+                request,
+                format_html(
+                    "“{}” is already in the dataset as <a href=\"{}\">“{}”</a> (image #{}); not added again.",
+                    name, reverse("admin:dataset_datasetimage_change", args=[existing.pk]), existing, existing.pk,
+                ),
+                messages.WARNING,
+            )
+        for _, reason in report.rejected:
+            self.message_user(request, reason, messages.ERROR)
+
+    # ----- bulk actions: an intermediate page where the action needs a choice
+
+    def action_form_page(self, request, queryset, *, action, form, title, button):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "form": form,
+            "queryset": queryset,
+            "action": action,
+            "button": button,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/dataset/datasetimage/action_form.html", context)
+
+    def single_dataset(self, request, queryset):
+        datasets = list(Dataset.objects.filter(images__in=queryset).distinct()[:2])
+        if len(datasets) != 1:
+            self.message_user(request, "Select images of one dataset to set their label.", messages.ERROR)
+            return None
+        return datasets[0]
+
+    @admin.action(description="Set label…", permissions=["change"])
+    def set_label(self, request, queryset):
+        dataset = self.single_dataset(request, queryset)
+        if dataset is None:
+            return None
+        form = SetLabelForm(request.POST if "apply" in request.POST else None, dataset=dataset)
+        if form.is_valid():
+            count = services.dataset_images_relabel(images=queryset, label=form.cleaned_data["label"])
+            self.message_user(request, f"{count} images now labelled {form.cleaned_data['label'] or 'unlabelled'}.")
+            return None
+        return self.action_form_page(
+            request, queryset, action="set_label", form=form, title="Set the label of these images", button="Set label"
+        )
+
+    @admin.action(description="Set split…", permissions=["change"])
+    def set_split(self, request, queryset):
+        form = SetSplitForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            count = services.dataset_images_set_split(images=queryset, split=form.cleaned_data["split"])
+            self.message_user(request, f"{count} images moved to {form.cleaned_data['split']}.")
+            return None
+        return self.action_form_page(
+            request, queryset, action="set_split", form=form, title="Move these images to a split", button="Set split"
+        )
+
+    @admin.action(description="Exclude from training…", permissions=["change"])
+    def exclude_images(self, request, queryset):
+        form = ExcludeForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            count = services.dataset_images_exclude(images=queryset, reason=form.cleaned_data["reason"])
+            self.message_user(request, f"{count} images excluded from training.")
+            return None
+        return self.action_form_page(
+            request, queryset, action="exclude_images", form=form, title="Exclude these images from training", button="Exclude"
+        )
+
+    @admin.action(description="Include in training", permissions=["change"])
+    def include_images(self, request, queryset):
+        count = services.dataset_images_include(images=queryset)
+        self.message_user(request, f"{count} images included in training.")
+
+    @admin.action(description="Stratified re-split…", permissions=["change"])
+    def resplit(self, request, queryset):
+        form = ResplitForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            counts = services.dataset_images_resplit(
+                images=queryset, train=data["train"] / 100, val=data["val"] / 100, test=data["test"] / 100,
+                seed=data["seed"],
+            )
+            self.message_user(request, "Re-split: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + ".")
+            return None
+        return self.action_form_page(
+            request, queryset, action="resplit", form=form,
+            title="Re-split these images, per label, keeping near-duplicates together", button="Re-split",
+        )
+
+    def delete_model(self, request, obj):
+        services.dataset_images_delete(images=DatasetImage.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        services.dataset_images_delete(images=queryset)

@@ -1,0 +1,78 @@
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True, help_text="Used in URLs and on the command line.")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Label(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["dataset", "name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "dataset", name="label_name_unique_per_dataset"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+def image_upload_to(instance: "DatasetImage", filename: str) -> str:
+    """Content-addressed: one file per distinct photo and dataset, named by its sha256."""
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"datasets/{instance.dataset_id}/{instance.sha256[:2]}/{instance.sha256}.{extension}"
+
+
+class DatasetImage(models.Model):
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        VAL = "val", "Validation"
+        TEST = "test", "Test"
+        UNASSIGNED = "unassigned", "Unassigned"
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "Upload"
+        IMPORT = "import", "Import"
+        FEEDBACK = "feedback", "Feedback"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
+    label = models.ForeignKey(
+        Label, on_delete=models.PROTECT, null=True, blank=True, related_name="images",
+        help_text="Empty means unlabelled: the image is kept but not used for training.",
+    )
+    file = models.FileField(upload_to=image_upload_to, max_length=255)
+    original_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, editable=False)
+    # 64-bit difference hash as 16 hex digits: close hashes mean the same photo resized or re-encoded.
+    perceptual_hash = models.CharField(max_length=16, editable=False)
+    image_format = models.CharField(max_length=10, editable=False)
+    width = models.PositiveIntegerField(editable=False)
+    height = models.PositiveIntegerField(editable=False)
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.UNASSIGNED)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.UPLOAD)
+    excluded = models.BooleanField(default=False, help_text="Excluded images are kept but never used for training.")
+    exclusion_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "sha256"], name="image_sha256_unique_per_dataset"),
+        ]
+        indexes = [models.Index(fields=["dataset", "split", "label"])]
+
+    def __str__(self):
+        return self.original_name or self.sha256[:12]

@@ -1,0 +1,112 @@
+"""The one image-validation service: what it accepts, what it refuses, and the sentence it says."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.exceptions import ValidationError
+from PIL import Image
+
+from classifier.ml import preprocess
+from dataset.services import image_validate
+from tests.photos import encode, jpeg, photo, png_declaring
+
+
+def refusal(data: bytes, name: str = "photo.jpg") -> str:
+    with pytest.raises(ValidationError) as error:
+        image_validate(data=data, name=name)
+    return " ".join(error.value.messages)
+
+
+@pytest.mark.parametrize(
+    ("image_format", "mode"),
+    [("JPEG", "RGB"), ("PNG", "RGB"), ("WEBP", "RGB"), ("GIF", "P"), ("BMP", "RGB")],
+)
+def test_accepts_each_allowed_format(image_format, mode):
+    data = encode(photo("chelsea").convert(mode), image_format)
+    valid = image_validate(data=data, name=f"cat.{image_format.lower()}")
+    assert valid.image_format == image_format
+    assert (valid.width, valid.height) == (451, 300)
+    assert len(valid.sha256) == 64 and len(valid.perceptual_hash) == 16
+
+
+def test_empty_file_is_refused():
+    assert refusal(b"") == "“photo.jpg” is empty."
+
+
+def test_text_is_not_an_image():
+    message = refusal(b"hello, I am a text file\n" * 10, name="notes.jpg")
+    assert "“notes.jpg” is not an image" in message
+    assert "JPEG, PNG, WebP, GIF or BMP" in message
+
+
+def test_truncated_jpeg_is_refused():
+    data = jpeg("coffee")
+    assert "damaged or incomplete" in refusal(data[: len(data) // 2])
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    message = refusal(png_declaring(50_000, 50_000), name="bomb.png")
+    assert "“bomb.png”" in message and "pixels" in message and "limit" in message
+
+
+def test_pixel_limit_follows_the_setting(settings):
+    settings.MAX_IMAGE_PIXELS = 100 * 100
+    assert "600 × 400 pixels; the limit is 10,000 pixels" in refusal(jpeg("coffee"))
+
+
+def test_oversize_upload_is_refused(settings):
+    settings.MAX_UPLOAD_BYTES = 10_000
+    data = jpeg("astronaut")
+    assert len(data) > 10_000
+    assert f"“photo.jpg” is {len(data) / 1024:.1f} KB; the limit is 9.8 KB." == refusal(data)
+
+
+def test_format_outside_the_allow_list_is_named():
+    assert "“photo.jpg” is a TIFF image; upload a JPEG, PNG, WebP, GIF or BMP file." == refusal(
+        encode(photo("coffee"), "TIFF")
+    )
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    valid = image_validate(data=encode(photo("coffee").convert("CMYK"), "JPEG"))
+    decoded = preprocess.decode(valid.data)
+    assert decoded.mode == "RGB"
+    original = np.asarray(photo("coffee"), dtype=float)
+    assert np.abs(np.asarray(decoded, dtype=float) - original).mean() < 12
+
+
+def test_sixteen_bit_png_keeps_its_tones():
+    gray = np.asarray(photo("camera"), dtype=np.uint16) * 257  # full 16-bit range
+    data = encode(Image.fromarray(gray), "PNG")
+    assert Image.open(io.BytesIO(data)).mode.startswith("I")
+    decoded = np.asarray(preprocess.decode(data), dtype=int)
+    assert np.abs(decoded[..., 0] - np.asarray(photo("camera"), dtype=int)).max() <= 1
+
+
+def test_palette_and_alpha_are_composited_on_white():
+    rgba = photo("chelsea").convert("RGBA")
+    rgba.putalpha(0)  # fully transparent
+    decoded = preprocess.decode(encode(rgba, "PNG"))
+    assert decoded.mode == "RGB" and np.asarray(decoded).min() == 255
+    palette = preprocess.decode(encode(photo("chelsea").convert("P"), "GIF"))
+    assert palette.mode == "RGB" and np.asarray(palette).std() > 10
+
+
+def test_exif_orientation_is_applied():
+    image = photo("coffee")  # 600 wide, 400 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    data = encode(image, "JPEG", exif=exif.tobytes())
+    valid = image_validate(data=data)
+    assert (valid.width, valid.height) == (400, 600)
+    assert preprocess.decode(data).size == (400, 600)
+
+
+def test_animated_gif_uses_its_first_frame():
+    frames = [photo("chelsea").convert("P"), photo("coffee", size=(451, 300)).convert("P")]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    first = preprocess.decode(out.getvalue())
+    expected = preprocess.decode(encode(frames[0], "GIF"))
+    assert np.array_equal(np.asarray(first), np.asarray(expected))

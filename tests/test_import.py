@@ -1,0 +1,185 @@
+"""Importing photos from folders and zips, by service and by the import_images command."""
+
+import io
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+
+from dataset import services, sources
+from dataset.models import Dataset, DatasetImage, Label
+from tests.photos import PHOTO_NAMES, encode, jpeg, photo
+
+pytestmark = pytest.mark.django_db
+DEMO_DATA = settings.DEMO_DATA_DIR
+HOSTILE_LABEL = "<img src=x onerror=alert(1)>"
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    root = tmp_path / "photos"
+    write(root / "coffee" / "mug.jpg", jpeg("coffee"))
+    write(root / "coffee" / "nested" / "cup.png", encode(photo("coffee", size=(300, 200)), "PNG"))
+    write(root / "not_coffee" / "cat.jpg", jpeg("chelsea"))
+    write(root / "not_coffee" / "rocket.webp", encode(photo("rocket"), "WEBP"))
+    write(root / "not_coffee" / "broken.jpg", jpeg("astronaut")[:3000])
+    write(root / "not_coffee" / ".DS_Store", b"\0\0\0\1Bud1")
+    write(root / "README.md", b"# my photos\n")
+    return root
+
+
+def run_import(path: Path, *args: str) -> str:
+    out = io.StringIO()
+    call_command("import_images", str(path), "--no-progress", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_folder_import_creates_dataset_labels_and_images_once(photo_folder, media_root):
+    output = run_import(photo_folder, "--dataset", "coffee")
+    assert "coffee: 4 imported, 0 duplicates skipped, 1 rejected." in output
+    assert "rejected not_coffee/broken.jpg: “not_coffee/broken.jpg” is damaged or incomplete" in output
+    dataset = Dataset.objects.get(slug="coffee")
+    labels = dict(dataset.images.values_list("original_name", "label__name"))
+    assert labels == {
+        "coffee/mug.jpg": "coffee",
+        "coffee/nested/cup.png": "coffee",
+        "not_coffee/cat.jpg": "not_coffee",
+        "not_coffee/rocket.webp": "not_coffee",
+    }
+    for image in dataset.images.all():
+        stored = Path(image.file.path)
+        assert stored.is_relative_to(media_root) and stored.read_bytes()
+        assert image.source == DatasetImage.Source.IMPORT
+        assert image.split == services.split_for_content(image.sha256)
+
+    assert "coffee: 0 imported, 4 duplicates skipped, 1 rejected." in run_import(photo_folder, "--dataset", "coffee")
+    assert DatasetImage.objects.count() == 4
+    assert len(list((media_root / "datasets").rglob("*.*"))) == 4
+
+
+def test_top_level_files_take_the_label_option(tmp_path):
+    write(tmp_path / "a.jpg", jpeg("coffee"))
+    run_import(tmp_path, "--dataset", "mugs", "--label", "coffee", "--split", "train")
+    image = DatasetImage.objects.get()
+    assert (image.label.name, image.split, image.dataset.slug) == ("coffee", "train", "mugs")
+
+
+def test_label_folders_match_existing_labels_case_insensitively(tmp_path, dataset):
+    Label.objects.create(dataset=dataset, name="Coffee")
+    write(tmp_path / "coffee" / "a.jpg", jpeg("coffee"))
+    write(tmp_path / "COFFEE" / "b.jpg", jpeg("chelsea"))
+    run_import(tmp_path, "--dataset", "coffee")
+    assert list(dataset.labels.values_list("name", flat=True)) == ["Coffee"]
+    assert dataset.images.filter(label__name="Coffee").count() == 2
+
+
+def test_missing_path_is_a_clear_command_error(tmp_path):
+    with pytest.raises(CommandError, match="does not exist"):
+        run_import(tmp_path / "nowhere", "--dataset", "coffee")
+
+
+def test_a_file_that_is_not_a_zip_is_a_clear_command_error(tmp_path):
+    with pytest.raises(CommandError, match="not a valid zip archive"):
+        run_import(write(tmp_path / "photos.zip", b"not a zip"), "--dataset", "coffee")
+    assert not Dataset.objects.exists()
+
+
+def make_zip(members: dict[str, bytes], *, symlinks: tuple[str, ...] = ()) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if name in symlinks:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, data)
+    return out.getvalue()
+
+
+def test_zip_import_with_one_top_folder_and_hostile_members(tmp_path, dataset, media_root):
+    data = make_zip(
+        {
+            "export/coffee/a.jpg": jpeg("coffee"),
+            "export/not_coffee/b.jpg": jpeg("chelsea"),
+            "export/../../evil.jpg": jpeg("rocket"),
+            "/etc/cron.d/evil.jpg": jpeg("astronaut"),
+            "export/coffee/link.jpg": b"/etc/passwd",
+            "export/coffee/bomb.jpg": b"\0" * (5 * 1024 * 1024),
+            "__MACOSX/export/coffee/._a.jpg": b"junk",
+        },
+        symlinks=("export/coffee/link.jpg",),
+    )
+    report = services.dataset_images_import(dataset=dataset, candidates=sources.zip_candidates(file=io.BytesIO(data)))
+    assert sorted(image.label.name for image in report.imported) == ["coffee", "not_coffee"]
+    reasons = dict(report.rejected)
+    assert "points outside the archive" in reasons["export/../../evil.jpg"]
+    assert "points outside the archive" in reasons["/etc/cron.d/evil.jpg"]
+    assert "symbolic link" in reasons["export/coffee/link.jpg"]
+    assert "zip bomb" in reasons["export/coffee/bomb.jpg"]
+    assert len(reasons) == 4
+    assert not list(tmp_path.rglob("evil.jpg")) and not Path("/etc/cron.d/evil.jpg").exists()
+    assert sorted(p.suffix for p in (media_root / "datasets").rglob("*.*")) == [".jpg", ".jpg"]
+
+
+def test_zip_of_a_single_label_folder_keeps_that_label(dataset):
+    data = make_zip({"coffee/a.jpg": jpeg("coffee"), "coffee/b.jpg": jpeg("chelsea")})
+    report = services.dataset_images_import(dataset=dataset, candidates=sources.zip_candidates(file=io.BytesIO(data)))
+    assert [image.label.name for image in report.imported] == ["coffee", "coffee"]
+
+
+def test_zip_member_count_limit(settings, dataset):
+    settings.MAX_IMPORT_ZIP_MEMBERS = 3
+    data = make_zip({f"coffee/{i}.jpg": b"x" for i in range(4)})
+    with pytest.raises(ValidationError, match="The zip has 4 files; the limit is 3"):
+        sources.zip_candidates(file=io.BytesIO(data))
+
+
+def test_zip_member_whose_header_lies_about_its_size(settings, dataset):
+    settings.MAX_UPLOAD_BYTES = 50_000
+    big = jpeg("astronaut", quality=95)
+    assert len(big) > 50_000
+    info = zipfile.ZipInfo("coffee/big.jpg")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(info, big)
+    [candidate] = sources.zip_candidates(file=io.BytesIO(out.getvalue()))
+    with pytest.raises(ValidationError, match="KB; the limit is"):
+        candidate.read()
+
+
+def test_label_with_html_is_stored_verbatim(tmp_path):
+    write(tmp_path / HOSTILE_LABEL / "a.jpg", jpeg("coffee"))
+    run_import(tmp_path, "--dataset", "coffee")
+    assert Label.objects.get().name == HOSTILE_LABEL
+
+
+def test_many_photos_import_with_distinct_hashes(dataset):
+    candidates = [
+        services.ImportCandidate(name=f"{name}.jpg", label_name=None, read=lambda name=name: jpeg(name))
+        for name in PHOTO_NAMES
+    ]
+    report = services.dataset_images_import(dataset=dataset, candidates=candidates)
+    assert len(report.imported) == len(PHOTO_NAMES)
+    assert len({image.perceptual_hash for image in report.imported}) == len(PHOTO_NAMES)
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not DEMO_DATA.is_dir(), reason=f"the demo photos are not at {DEMO_DATA}")
+def test_demo_photos_import_every_valid_photo_once():
+    expected = {label: len(list((DEMO_DATA / label).glob("*.jpg"))) for label in ("coffee", "not_coffee")}
+    output = run_import(DEMO_DATA, "--dataset", "coffee")
+    total = sum(expected.values())
+    assert f"coffee: {total} imported, 0 duplicates skipped, 0 rejected." in output
+    counts = {label: DatasetImage.objects.filter(label__name=label).count() for label in expected}
+    assert counts == expected
+    assert f"coffee: 0 imported, {total} duplicates skipped, 0 rejected." in run_import(DEMO_DATA, "--dataset", "coffee")
