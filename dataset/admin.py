@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.utils.html import format_html, format_html_join
+from django.utils.decorators import method_decorator
 from django.views.decorators.cache import cache_control
 
 from dataset import selectors, services, sources
@@ -216,19 +217,19 @@ class DatasetImageAdmin(admin.ModelAdmin):
         response["ETag"] = f'"{image.sha256}"'
         return response
 
-    @cache_control(private=True, max_age=86400)
+    @method_decorator(cache_control(private=True, max_age=86400))
     def thumbnail_view(self, request, pk):
         image = self.image_or_404(request, pk)
         with image.file.open("rb") as file:
             return self.image_response(thumbnail_jpeg(file.read(), side=THUMBNAIL_SIDE), "image/jpeg", image)
 
-    @cache_control(private=True, max_age=86400)
+    @method_decorator(cache_control(private=True, max_age=86400))
     def preview_view(self, request, pk):
         image = self.image_or_404(request, pk)
         with image.file.open("rb") as file:
             return self.image_response(thumbnail_jpeg(file.read(), side=PREVIEW_SIDE), "image/jpeg", image)
 
-    @cache_control(private=True, max_age=86400)
+    @method_decorator(cache_control(private=True, max_age=86400))
     def original_view(self, request, pk):
         image = self.image_or_404(request, pk)
         with image.file.open("rb") as file:

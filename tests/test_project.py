@@ -1,0 +1,92 @@
+"""The project as a whole: production settings, start-up imports, the demo set-up command."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from dataset.models import Dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+        timeout=120,
+    )
+
+
+def test_deploy_check_is_clean_in_production_settings():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        DEBUG="0", SECRET_KEY="x" * 20 + "-production-secret-key-for-the-check-0123456789", ALLOWED_HOSTS="example.com",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_without_a_secret_key_says_what_to_set():
+    result = manage("check", DEBUG="0", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG=0" in result.stderr
+
+
+def test_a_malformed_setting_names_itself():
+    result = manage("check", MAX_UPLOAD_BYTES="twenty megabytes")
+    assert result.returncode != 0
+    assert "MAX_UPLOAD_BYTES must be a whole number, not 'twenty megabytes'." in result.stderr
+
+
+def test_django_start_up_imports_no_tensorflow():
+    """The queue cluster forks its workers: TensorFlow in the parent before a fork can deadlock."""
+    code = (
+        "import django, sys; django.setup();"
+        "from django.urls import resolve; resolve('/admin/');"
+        "import dataset.admin, dataset.services;"
+        "loaded = [m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules];"
+        "print(loaded); sys.exit(1 if loaded else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+def test_demo_setup_without_photos_leaves_an_empty_dataset_and_says_how_to_fill_it(settings, tmp_path):
+    settings.DEMO_DATA_DIR = tmp_path / "missing"
+    settings.VAR_DIR = tmp_path / "var"
+    out = io.StringIO()
+    call_command("demo_setup", "--no-progress", stdout=out)
+    output = out.getvalue()
+    assert f"No demo photos at {tmp_path / 'missing'}" in output
+    assert "import_images FOLDER --dataset coffee" in output
+    assert Dataset.objects.get(slug="coffee").images.count() == 0
+    password = (tmp_path / "var" / "admin-password.txt").read_text().strip()
+    assert f"with the password {password}" in output
+    assert authenticate(username="admin", password=password).is_superuser
+
+    again = io.StringIO()
+    call_command("demo_setup", "--no-progress", stdout=again)
+    assert f"with the password {password}" in again.getvalue()
+    assert authenticate(username="admin", password=password) is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.shared_data
+@pytest.mark.skipif(not settings.DEMO_DATA_DIR.is_dir(), reason=f"the demo photos are not at {settings.DEMO_DATA_DIR}")
+def test_demo_setup_imports_the_demo_photos(settings, tmp_path):
+    settings.VAR_DIR = tmp_path / "var"
+    out = io.StringIO()
+    call_command("demo_setup", "--no-progress", stdout=out)
+    dataset = Dataset.objects.get(slug="coffee")
+    assert set(dataset.labels.values_list("name", flat=True)) == {"coffee", "not_coffee"}
+    assert dataset.images.count() == sum(1 for _ in settings.DEMO_DATA_DIR.glob("*/*.jpg"))
