@@ -107,6 +107,14 @@ def split_filter(column: str) -> str:
     return f"&split__exact={column}&excluded__exact=0"
 
 
+class LabelNameFilter(admin.AllValuesFieldListFilter):
+    """Labels by name, so one filter serves every dataset (and "unlabelled" shows as empty)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "label"
+
+
 class NearDuplicateFilter(admin.SimpleListFilter):
     title = "near-duplicates"
     parameter_name = "near_duplicate"
@@ -125,14 +133,13 @@ class NearDuplicateFilter(admin.SimpleListFilter):
 class DatasetImageAdmin(admin.ModelAdmin):
     list_display = ("thumbnail", "__str__", "dataset", "label", "split", "source", "excluded", "size", "created_at")
     list_display_links = ("thumbnail", "__str__")
-    list_filter = ("dataset", "label__name", "split", "source", "excluded", NearDuplicateFilter)
+    list_filter = ("dataset", ("label__name", LabelNameFilter), "split", "source", "excluded", NearDuplicateFilter)
     list_select_related = ("dataset", "label")
     search_fields = ("original_name", "sha256", "label__name", "exclusion_reason")
     list_per_page = 60
     actions = ["set_label", "set_split", "exclude_images", "include_images", "resplit"]
     fields = (
-        "preview", "dataset", "label", "split", "excluded", "exclusion_reason", "near_duplicates",
-        "original_name", "source", "size", "image_format", "sha256", "perceptual_hash", "created_at", "updated_at",
+        "preview", "near_duplicates", "dataset", "label", "split", "excluded", "exclusion_reason", "original_name", "source", "size", "image_format", "sha256", "perceptual_hash", "created_at", "updated_at",
     )
     readonly_fields = (
         "preview", "dataset", "near_duplicates", "original_name", "source", "size", "image_format", "sha256",
@@ -243,7 +250,9 @@ class DatasetImageAdmin(admin.ModelAdmin):
     def import_view(self, request):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = ImportForm(request.POST or None, request.FILES or None, initial=request.GET.dict())
+        datasets = list(Dataset.objects.values_list("pk", flat=True)[:2])
+        initial = {"dataset": datasets[0]} if len(datasets) == 1 else {}
+        form = ImportForm(request.POST or None, request.FILES or None, initial={**initial, **request.GET.dict()})
         if request.method == "POST" and form.is_valid():
             report = self.run_import(request, form)
             if report is not None:
