@@ -164,7 +164,7 @@ KERAS_HOME = os.environ.get("KERAS_HOME", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 Q_CLUSTER = {
-    "name": os.environ.get("Q_CLUSTER_NAME", "coffeeclassifier"),
+    "name": "coffeeclassifier",
     "workers": env_int("Q_WORKERS", 2),
     "timeout": env_int("Q_TIMEOUT", 600),
     "retry": env_int("Q_RETRY", 660),

@@ -12,6 +12,8 @@ import io
 import numpy as np
 from PIL import Image, ImageOps
 
+# Bump when the pixels this module produces change: cached embeddings are keyed by it.
+VERSION = 1
 # Transparent pixels are shown on white, as an image viewer would show them.
 BACKGROUND = (255, 255, 255)
 RESAMPLE = Image.Resampling.BILINEAR

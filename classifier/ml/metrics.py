@@ -1,0 +1,90 @@
+"""Evaluation: decisions from probabilities, accuracy, per-class scores, confusion, ROC AUC."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Move the two-class threshold off 0.5 only when validation shows a gain of at least this many
+# images: on a small validation split a single image would otherwise pick an extreme threshold.
+MIN_THRESHOLD_GAIN = 2
+
+
+def decide(probabilities: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Class indices: argmax, or for two classes class 1 when its probability ≥ threshold."""
+    if threshold is None or probabilities.shape[1] != 2:
+        return probabilities.argmax(axis=1)
+    return (probabilities[:, 1] >= threshold).astype(int)
+
+
+def threshold_choose(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold on P(class 1) with the most correct validation answers (ties: nearest 0.5)."""
+    scores = np.sort(np.unique(probabilities[:, 1]))
+    candidates = np.concatenate([[0.5], (scores[:-1] + scores[1:]) / 2]) if len(scores) > 1 else np.array([0.5])
+    correct = np.array([((probabilities[:, 1] >= t).astype(int) == labels).sum() for t in candidates])
+    best = correct.max()
+    if best - correct[0] < MIN_THRESHOLD_GAIN:
+        return 0.5
+    winners = candidates[correct == best]
+    return float(winners[np.argmin(np.abs(winners - 0.5))])
+
+
+def roc_auc(scores: np.ndarray, positives: np.ndarray) -> float | None:
+    """Probability that a random positive outranks a random negative (Mann–Whitney U)."""
+    positives = positives.astype(bool)
+    n_pos, n_neg = positives.sum(), (~positives).sum()
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # average ranks for ties
+    start = 0
+    for end in range(1, len(scores) + 1):
+        if end == len(scores) or sorted_scores[end] != sorted_scores[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2
+            start = end
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def evaluate(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    *,
+    class_names: list[str],
+    threshold: float | None,
+    keys: list[str] | None = None,
+) -> dict:
+    """Everything a curator reads on a version's page, as plain JSON-ready values."""
+    predicted = decide(probabilities, threshold)
+    classes = len(class_names)
+    confusion = np.zeros((classes, classes), dtype=int)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = {}
+    for index, name in enumerate(class_names):
+        true_positive = confusion[index, index]
+        predicted_count, actual_count = confusion[:, index].sum(), confusion[index, :].sum()
+        precision = true_positive / predicted_count if predicted_count else 0.0
+        recall = true_positive / actual_count if actual_count else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": round(float(precision), 4), "recall": round(float(recall), 4),
+            "f1": round(float(f1), 4), "support": int(actual_count),
+        }
+    result = {
+        "count": int(len(labels)),
+        "accuracy": round(float((predicted == labels).mean()), 4) if len(labels) else None,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "misclassified": [
+            {
+                "key": keys[i] if keys else i,
+                "label": class_names[labels[i]],
+                "predicted": class_names[predicted[i]],
+                "probabilities": {name: round(float(p), 4) for name, p in zip(class_names, probabilities[i])},
+            }
+            for i in np.flatnonzero(predicted != labels)
+        ],
+    }
+    if classes == 2:
+        result["roc_auc"] = roc_auc(probabilities[:, 1], labels == 1)
+    return result

@@ -1,0 +1,84 @@
+"""Serving: a model version's `model.tflite` run by LiteRT, without TensorFlow.
+
+A worker process loads one Predictor and keeps it; an interpreter is not thread-safe, so each
+instance guards its own with a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from classifier.ml import preprocess
+from classifier.ml.metrics import decide
+
+MODEL_FILE = "model.tflite"
+METADATA_FILE = "metadata.json"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    cam: np.ndarray  # (h, w, classes) logits per position of the last feature map
+    preprocess_ms: float
+    inference_ms: float
+
+
+def load_interpreter(model_path: Path, num_threads: int):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # LiteRT is not built for every platform; TensorFlow's copy is the fallback
+        from tensorflow.lite.python.interpreter import Interpreter
+    interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+class Predictor:
+    def __init__(self, directory: Path, *, num_threads: int = 1):
+        self.directory = Path(directory)
+        self.metadata = json.loads((self.directory / METADATA_FILE).read_text())
+        self.class_names: list[str] = self.metadata["labels"]
+        self.input_size: int = self.metadata["input_size"]
+        self.threshold: float | None = self.metadata.get("threshold")
+        self.interpreter = load_interpreter(self.directory / MODEL_FILE, num_threads)
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        outputs = {self.output_kind(detail): detail["index"] for detail in self.interpreter.get_output_details()}
+        self.probabilities_index, self.cam_index = outputs["probabilities"], outputs["cam"]
+        self.lock = threading.Lock()
+
+    def output_kind(self, detail: dict) -> str:
+        """The 2-D output is the probabilities, the 4-D one the activation map (names vary by converter)."""
+        return "probabilities" if len(detail["shape"]) == 2 else "cam"
+
+    def predict_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, cam) for one preprocessed uint8 image of input_size × input_size."""
+        with self.lock:
+            self.interpreter.set_tensor(self.input_index, pixels[None].astype(np.float32))
+            self.interpreter.invoke()
+            probabilities = self.interpreter.get_tensor(self.probabilities_index)[0].copy()
+            cam = self.interpreter.get_tensor(self.cam_index)[0].copy()
+        return probabilities, cam
+
+    def predict(self, data: bytes) -> Prediction:
+        started = time.perf_counter()
+        pixels = preprocess.model_input(data, self.input_size)
+        decoded = time.perf_counter()
+        probabilities, cam = self.predict_pixels(pixels)
+        finished = time.perf_counter()
+        index = int(decide(probabilities[None], self.threshold)[0])
+        return Prediction(
+            label=self.class_names[index],
+            confidence=float(probabilities[index]),
+            probabilities={name: float(p) for name, p in zip(self.class_names, probabilities)},
+            cam=cam,
+            preprocess_ms=(decoded - started) * 1000,
+            inference_ms=(finished - decoded) * 1000,
+        )
