@@ -206,3 +206,18 @@ LOGGING = {
 # Real labelled photos for the demo dataset; `make run` imports them when the folder exists.
 DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", BASE_DIR.parent / "shared" / "data" / "coffee-or-not"))
 DEMO_DATASET_SLUG = "coffee"
+
+# Derived data that is safe to delete: cached embeddings per photo and backbone, TFLite templates.
+ML_CACHE_DIR = Path(os.environ.get("ML_CACHE_DIR", VAR_DIR / "cache"))
+# Trainings run on their own queue cluster, so a long training never delays predictions.
+TRAINING_CLUSTER = "training"
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    TRAINING_CLUSTER: {
+        "workers": 1,
+        "timeout": env_int("TRAINING_TIMEOUT", 3600),
+        "retry": env_int("TRAINING_TIMEOUT", 3600) + 60,
+        "max_attempts": 1,
+        # A fresh process per training returns TensorFlow's memory to the system.
+        "recycle": 1,
+    }
+}

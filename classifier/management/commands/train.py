@@ -1,0 +1,73 @@
+import sys
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from classifier import services
+from classifier.ml.backbones import BACKBONES
+from classifier.models import ModelVersion
+from dataset.models import Dataset
+
+
+class Command(BaseCommand):
+    help = "Train a new version of a dataset's model in this process, show its metrics, optionally activate it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dataset", required=True, help="Dataset slug, e.g. coffee.")
+        parser.add_argument("--backbone", choices=list(BACKBONES), help="Default: mobilenet_v2.")
+        parser.add_argument("--epochs", type=int, help="Full-batch steps of the head (default 500).")
+        parser.add_argument("--activate", action="store_true", help="Make the new version answer predictions.")
+        parser.add_argument("--no-progress", action="store_true", help="Do not draw progress bars.")
+
+    def handle(self, *args, dataset, backbone, epochs, activate, no_progress, **options):
+        target = Dataset.objects.filter(slug=dataset).first()
+        if target is None:
+            raise CommandError(f"There is no dataset “{dataset}”; import photos with import_images first.")
+        try:
+            version = services.model_version_request(dataset=target, backbone=backbone, epochs=epochs, enqueue=False)
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        self.stdout.write(f"Training {version} ({version.backbone}) …")
+        bars: dict[str, tqdm] = {}
+
+        def progress(stage, fraction):
+            if stage not in bars:
+                for bar in bars.values():
+                    bar.close()
+                bars[stage] = tqdm(total=100, desc=f"{stage:10}", unit="%", disable=no_progress, file=sys.stderr)
+            bars[stage].update(round(fraction * 100) - bars[stage].n)
+
+        version = services.model_version_train(version=version, on_progress=progress)
+        for bar in bars.values():
+            bar.close()
+        if version.status != ModelVersion.Status.READY:
+            raise CommandError(f"Training of {version} failed: {version.error}")
+        self.stdout.write(metrics_table(version))
+        if activate:
+            services.model_version_activate(version=version)
+            self.stdout.write(self.style.SUCCESS(f"{version} is now active."))
+        else:
+            self.stdout.write("Activate it in the admin, or train with --activate.")
+
+
+def metrics_table(version: ModelVersion) -> str:
+    metrics = version.metrics
+    lines = [
+        f"{version}: {version.backbone}, {version.training_seconds:.1f} s, "
+        f"threshold {version.threshold if version.threshold is not None else 'argmax'}, "
+        f"TFLite {metrics['tflite_bytes'] / 1e6:.1f} MB, parity {metrics['parity_max_abs_diff']:.1e}",
+        f"{'split':6} {'images':>6} {'accuracy':>9} {'ROC AUC':>8}",
+    ]
+    for split in ("train", "val", "test"):
+        if split in metrics:
+            auc = metrics[split].get("roc_auc")
+            lines.append(
+                f"{split:6} {metrics[split]['count']:6d} {metrics[split]['accuracy']:9.2%} "
+                f"{'' if auc is None else f'{auc:8.4f}'}"
+            )
+    if "test" in metrics:
+        lines.append(f"{'label':20} {'precision':>9} {'recall':>7} {'F1':>6}  (test)")
+        for label, scores in metrics["test"]["per_class"].items():
+            lines.append(f"{label[:20]:20} {scores['precision']:9.2%} {scores['recall']:7.2%} {scores['f1']:6.3f}")
+    return "\n".join(lines)
