@@ -71,3 +71,68 @@ def ready_version(*, dataset: Dataset, number: int | None = None) -> ModelVersio
 
 def artifact_path(*, version: ModelVersion) -> Path:
     return Path(settings.MEDIA_ROOT) / version.artifact_dir
+
+
+def version_report(*, version: ModelVersion) -> dict | None:
+    """What the version page shows: scores per split, per-class test scores, confusion matrices,
+    and the misclassified photos (linked to the dataset images, when they still exist)."""
+    metrics = version.metrics
+    splits = [split for split in ("train", "val", "test") if split in metrics]
+    if not splits:
+        return None
+    evaluated = [split for split in ("val", "test") if split in metrics]
+    keys = [item["key"] for split in evaluated for item in metrics[split]["misclassified"]]
+    images = images_by_sha256(dataset=version.dataset, keys=keys)
+    return {
+        "splits": [
+            {"name": split, "count": metrics[split]["count"], "accuracy": metrics[split]["accuracy"],
+             "roc_auc": metrics[split].get("roc_auc")}
+            for split in splits
+        ],
+        "per_class": [
+            {"label": label, **scores} for label, scores in (metrics.get("test") or metrics["val"])["per_class"].items()
+        ],
+        "confusions": [
+            {"split": split, "rows": list(zip(version.labels, metrics[split]["confusion"]))} for split in evaluated
+        ],
+        "misclassified": [
+            {
+                "split": split,
+                "image": images.get(item["key"]),
+                "label": item["label"],
+                "predicted": item["predicted"],
+                "confidence": item["probabilities"][item["predicted"]],
+            }
+            for split in evaluated
+            for item in metrics[split]["misclassified"]
+        ],
+    }
+
+
+def versions_comparison(*, versions: list[ModelVersion]) -> list[tuple[str, list]]:
+    """Rows of (what, [value per version]) for a side-by-side table."""
+
+    def split_value(version, split, key):
+        return (version.metrics.get(split) or {}).get(key)
+
+    rows = [
+        ("Status", [v.get_status_display() for v in versions]),
+        ("Active", ["yes" if v.is_active else "no" for v in versions]),
+        ("Backbone", [v.backbone for v in versions]),
+        ("Trained", [v.finished_at for v in versions]),
+        ("Training seconds", [v.training_seconds for v in versions]),
+        ("Threshold", [v.threshold for v in versions]),
+        ("TFLite bytes", [v.metrics.get("tflite_bytes") for v in versions]),
+    ]
+    for split in ("train", "val", "test"):
+        rows.append((f"{split} images", [split_value(v, split, "count") for v in versions]))
+        rows.append((f"{split} accuracy", [split_value(v, split, "accuracy") for v in versions]))
+        rows.append((f"{split} ROC AUC", [split_value(v, split, "roc_auc") for v in versions]))
+    labels = sorted({label for v in versions for label in (v.metrics.get("test") or {}).get("per_class", {})})
+    for label in labels:
+        for score in ("precision", "recall", "f1"):
+            rows.append((
+                f"test {score}: {label}",
+                [((v.metrics.get("test") or {}).get("per_class", {}).get(label) or {}).get(score) for v in versions],
+            ))
+    return rows

@@ -98,6 +98,8 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "coffeeclassifier.wsgi.application"
 
+if not os.environ.get("DATABASE_URL"):
+    VAR_DIR.mkdir(exist_ok=True)  # the default SQLite file lives there; a fresh clone has no var/ yet
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",

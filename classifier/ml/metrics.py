@@ -86,5 +86,6 @@ def evaluate(
         ],
     }
     if classes == 2:
-        result["roc_auc"] = roc_auc(probabilities[:, 1], labels == 1)
+        auc = roc_auc(probabilities[:, 1], labels == 1)
+        result["roc_auc"] = None if auc is None else round(auc, 4)
     return result

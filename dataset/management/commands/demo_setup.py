@@ -3,15 +3,16 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from dataset import services
 
 
 class Command(BaseCommand):
     help = (
-        "Prepare a local installation for a newcomer: an admin user (password kept in var/) and the "
-        "demo dataset, imported from DEMO_DATA_DIR when that folder exists. Safe to run again."
+        "Prepare a local installation for a newcomer: an admin user (password kept in var/), the demo "
+        "dataset imported from DEMO_DATA_DIR when that folder exists, and an active model version trained "
+        "on it. Safe to run again."
     )
 
     def add_arguments(self, parser):
@@ -32,10 +33,22 @@ class Command(BaseCommand):
                 "admin (Datasets → Dataset images → Import images: a zip with one folder per label) or with "
                 f"`python manage.py import_images FOLDER --dataset {dataset.slug}`."
             ))
+        self.ensure_model(dataset, no_progress)
         self.stdout.write(self.style.SUCCESS(
             f"Log in at http://127.0.0.1:8000/admin/ as “{username}” with the password {password} "
             f"(kept in {self.password_file()})."
         ))
+
+    def ensure_model(self, dataset, no_progress: bool) -> None:
+        """Train and activate version 1 when the dataset can train and nothing answers yet."""
+        from classifier import selectors as classifier_selectors
+
+        if classifier_selectors.active_version(dataset=dataset) is not None:
+            return
+        try:
+            call_command("train", dataset=dataset.slug, activate=True, no_progress=no_progress, stdout=self.stdout)
+        except CommandError as error:
+            self.stdout.write(self.style.WARNING(f"No model yet: {error}"))
 
     def password_file(self):
         return settings.VAR_DIR / "admin-password.txt"
