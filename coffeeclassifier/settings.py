@@ -98,8 +98,6 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "coffeeclassifier.wsgi.application"
 
-if not os.environ.get("DATABASE_URL"):
-    VAR_DIR.mkdir(exist_ok=True)  # the default SQLite file lives there; a fresh clone has no var/ yet
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
@@ -108,6 +106,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)  # the default and the test database live there; a fresh clone has no var/
     # The web process and the queue cluster write concurrently: WAL lets readers go on while one
     # writes, IMMEDIATE takes the write lock up front instead of failing half-way with "locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -115,6 +114,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # A file, not memory, so that the queue cluster a test starts can open the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

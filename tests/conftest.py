@@ -1,7 +1,21 @@
-import pytest
-from django.contrib.auth import get_user_model
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from dataset.models import Dataset
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from dataset import services
+from dataset.models import Dataset, DatasetImage, Label
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_KERAS = ROOT.parent / "shared" / "keras"
+SMALL_BACKBONE_FILE = "mobilenet_2_5_224_tf_no_top.h5"
 
 
 @pytest.fixture(autouse=True)
@@ -11,9 +25,62 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(scope="session")
+def ml_cache_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("ml-cache")
+
+
+@pytest.fixture(autouse=True)
+def ml_cache(settings, ml_cache_root):
+    """Embeddings and TFLite templates are derived data: one cache serves the whole session."""
+    settings.ML_CACHE_DIR = ml_cache_root
+    return ml_cache_root
+
+
+@pytest.fixture
+def keras_home(monkeypatch):
+    """A KERAS_HOME with the ImageNet weights the tests train with, or a skip that says why."""
+    home = Path(os.environ.get("KERAS_HOME") or SHARED_KERAS)
+    if not (home / "models" / SMALL_BACKBONE_FILE).is_file():
+        pytest.skip(f"no ImageNet weights at {home}/models/ (set KERAS_HOME; see ../shared/keras/PROVENANCE.txt)")
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def demo_photos():
+    """{label: [paths]} of the real labelled photos, or a skip that says where they were looked for."""
+    source = django_settings.DEMO_DATA_DIR
+    if not source.is_dir():
+        pytest.skip(f"the demo photos are not at {source}")
+    return {label: sorted((source / label).glob("*.jpg")) for label in ("coffee", "not_coffee")}
+
+
 @pytest.fixture
 def dataset(db):
     return Dataset.objects.create(name="Coffee or not", slug="coffee")
+
+
+def import_photos(dataset: Dataset, demo_photos: dict, per_split: dict[str, int], offset: int = 0) -> None:
+    """Import the same real photos every time: for each label, per_split[split] photos per split."""
+    for label_name, paths in demo_photos.items():
+        label = Label.objects.get_or_create(dataset=dataset, name=label_name)[0]
+        # every 7th photo, so both sources of each label (latte art, web photos…) are represented
+        chosen = iter(paths[offset::7])
+        for split, count in per_split.items():
+            for _ in range(count):
+                path = next(chosen)
+                services.dataset_image_create(
+                    dataset=dataset, data=path.read_bytes(), name=path.name, label=label, split=split,
+                    source=DatasetImage.Source.IMPORT,
+                )
+
+
+@pytest.fixture
+def small_dataset(dataset, demo_photos):
+    """40 real photos: per label 12 train, 4 val, 4 test."""
+    import_photos(dataset, demo_photos, {"train": 12, "val": 4, "test": 4})
+    return dataset
 
 
 @pytest.fixture
@@ -21,3 +88,54 @@ def staff_client(client, db):
     user = get_user_model().objects.create_superuser("curator", "curator@example.com", "a-long-test-password")
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def start_qcluster(settings, transactional_db, ml_cache_root, media_root):
+    """Start real `manage.py qcluster` processes on the test database; stop them afterwards."""
+    processes = []
+
+    def start(name: str | None = None, **extra_env: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "MEDIA_ROOT": str(media_root),
+            "ML_CACHE_DIR": str(ml_cache_root),
+            **({"Q_CLUSTER_NAME": name} if name else {}),
+            **extra_env,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def database_url() -> str:
+    """The URL of the test database this session uses, for processes the tests start."""
+    config = connection.settings_dict
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{config['NAME']}"
+    password = f":{config['PASSWORD']}" if config["PASSWORD"] else ""
+    return f"postgres://{config['USER']}{password}@{config['HOST']}:{config['PORT']}/{config['NAME']}"
+
+
+def wait_for(condition, *, timeout: float, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
+from classifier.models import ModelVersion
 from dataset.models import Dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,9 @@ def test_django_start_up_imports_no_tensorflow():
     code = (
         "import django, sys; django.setup();"
         "from django.urls import resolve; resolve('/admin/');"
-        "import dataset.admin, dataset.services;"
+        "import dataset.admin, dataset.services, classifier.admin, classifier.services, classifier.tasks;"
+        "from django.core.management import load_command_class;"
+        "[load_command_class(app, name) for app, name in (('classifier', 'train'), ('classifier', 'predict'))];"
         "loaded = [m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules];"
         "print(loaded); sys.exit(1 if loaded else 0)"
     )
@@ -81,12 +83,16 @@ def test_demo_setup_without_photos_leaves_an_empty_dataset_and_says_how_to_fill_
 
 
 @pytest.mark.django_db
-@pytest.mark.shared_data
-@pytest.mark.skipif(not settings.DEMO_DATA_DIR.is_dir(), reason=f"the demo photos are not at {settings.DEMO_DATA_DIR}")
-def test_demo_setup_imports_the_demo_photos(settings, tmp_path):
+def test_demo_setup_imports_the_demo_photos_and_trains_version_1(settings, tmp_path, demo_photos, keras_home):
     settings.VAR_DIR = tmp_path / "var"
     out = io.StringIO()
     call_command("demo_setup", "--no-progress", stdout=out)
     dataset = Dataset.objects.get(slug="coffee")
     assert set(dataset.labels.values_list("name", flat=True)) == {"coffee", "not_coffee"}
-    assert dataset.images.count() == sum(1 for _ in settings.DEMO_DATA_DIR.glob("*/*.jpg"))
+    assert dataset.images.count() == sum(len(paths) for paths in demo_photos.values())
+    version = ModelVersion.objects.get(dataset=dataset)
+    assert (version.number, version.status, version.is_active) == (1, ModelVersion.Status.READY, True)
+    assert "coffee v1 is now active." in out.getvalue()
+
+    call_command("demo_setup", "--no-progress", stdout=io.StringIO())
+    assert ModelVersion.objects.count() == 1  # nothing is trained twice

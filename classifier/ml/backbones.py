@@ -67,7 +67,7 @@ BACKBONES = {
         # EfficientNet normalises inside its own graph.
         Backbone(
             "efficientnet_b0", "EfficientNetB0", (), 224, "efficientnetb0_notop.h5", None,
-            f"{KERAS_WEIGHTS}/efficientnetb0_notop.h5",
+            "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
         ),
     )
 }

@@ -1,0 +1,179 @@
+"""Model versions end to end: commands, immutability, activation, rollback, failures, admin + queue."""
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from classifier import services
+from classifier.models import ModelVersion
+from dataset.models import DatasetImage
+from tests.conftest import wait_for
+
+BACKBONE = "mobilenet_025"  # the smallest real backbone keeps the suite fast
+
+
+def train(dataset, *args: str) -> str:
+    out = io.StringIO()
+    call_command("train", "--dataset", dataset.slug, "--backbone", BACKBONE, "--no-progress", *args, stdout=out)
+    return out.getvalue()
+
+
+def fingerprint(version: ModelVersion, media_root: Path) -> dict:
+    directory = media_root / version.artifact_dir
+    files = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(directory.iterdir())}
+    row = ModelVersion.objects.filter(pk=version.pk).values(
+        "number", "status", "metrics", "threshold", "labels", "training_settings", "finished_at"
+    )[0]
+    return {"files": files, "row": row}
+
+
+@pytest.mark.django_db
+def test_train_command_retrain_activate_and_roll_back(small_dataset, keras_home, media_root):
+    output = train(small_dataset, "--activate")
+    v1 = ModelVersion.objects.get(dataset=small_dataset, number=1)
+    assert v1.status == ModelVersion.Status.READY and v1.is_active
+    assert "coffee v1: mobilenet_025" in output and "coffee v1 is now active." in output
+    assert f"test        8 {v1.metrics['test']['accuracy']:9.2%}" in output
+    assert v1.metrics["test"]["accuracy"] >= 0.75 and v1.metrics["parity_max_abs_diff"] <= 1e-3
+    assert sorted(p.name for p in (media_root / v1.artifact_dir).iterdir()) == [
+        "metadata.json", "model.keras", "model.tflite"
+    ]
+    before = fingerprint(v1, media_root)
+
+    output = train(small_dataset)
+    v2 = ModelVersion.objects.get(dataset=small_dataset, number=2)
+    assert v2.status == ModelVersion.Status.READY and not v2.is_active
+    assert "Activate it in the admin, or train with --activate." in output
+    assert v2.artifact_dir != v1.artifact_dir
+    assert fingerprint(v1, media_root) == before
+    v1.refresh_from_db()
+    assert v1.is_active
+
+    services.model_version_activate(version=v2)
+    assert list(ModelVersion.objects.filter(is_active=True)) == [v2]
+    services.model_version_activate(version=v1)  # roll back
+    assert list(ModelVersion.objects.filter(is_active=True)) == [v1]
+    assert fingerprint(v1, media_root) == before
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelVersion.objects.filter(pk=v2.pk).update(is_active=True)
+
+
+@pytest.mark.django_db
+def test_a_failed_training_is_recorded_and_leaves_the_active_version(small_dataset, keras_home, media_root):
+    train(small_dataset, "--activate")
+    active = ModelVersion.objects.get(is_active=True)
+    version = services.model_version_request(dataset=small_dataset, backbone=BACKBONE, enqueue=False)
+    # the data changes between the request and the run: no validation photo is left
+    small_dataset.images.filter(split="val").update(excluded=True)
+    version = services.model_version_train(version=version)
+    assert version.status == ModelVersion.Status.FAILED
+    assert "validation split is empty" in version.error
+    assert not (media_root / version.artifact_dir).exists()
+    assert ModelVersion.objects.get(is_active=True) == active
+    with pytest.raises(ValidationError, match="not ready"):
+        services.model_version_activate(version=version)
+    # a failed version is never retried by a late duplicate of its task
+    assert services.model_version_train(version=version).status == ModelVersion.Status.FAILED
+
+
+@pytest.mark.django_db
+def test_training_refuses_data_it_cannot_learn_from(dataset, demo_photos):
+    from tests.conftest import import_photos
+
+    import_photos(dataset, {"coffee": demo_photos["coffee"]}, {"train": 3, "val": 1})
+    with pytest.raises(CommandError, match="at least 2 labels"):
+        train(dataset)
+    assert not ModelVersion.objects.exists()
+    with pytest.raises(CommandError, match="no dataset “nothing”"):
+        call_command("train", "--dataset", "nothing")
+
+
+@pytest.mark.django_db
+def test_predict_command_answers_per_file_with_the_active_or_given_version(small_dataset, keras_home, tmp_path):
+    train(small_dataset, "--activate")
+    train(small_dataset)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = [image.file for image in DatasetImage.objects.filter(split="test")[:3]]
+    for file in photos:
+        (folder / Path(file.name).name).write_bytes(file.open("rb").read())
+    (folder / "notes.txt").write_text("skipped")
+    out = io.StringIO()
+    call_command("predict", str(folder), "--json", stdout=out)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(records) == 3
+    assert {record["version"] for record in records} == {1}
+    for record in records:
+        assert record["label"] in ("coffee", "not_coffee")
+        assert record["confidence"] == max(record["probabilities"].values())
+    out = io.StringIO()
+    call_command("predict", str(folder), "--version", "2", "--json", stdout=out)
+    assert {json.loads(line)["version"] for line in out.getvalue().splitlines()} == {2}
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not really")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 file"):
+        call_command("predict", str(broken), stdout=out)
+    assert "is not an image" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_version_pages_need_staff(client, small_dataset):
+    version = services.model_version_request(dataset=small_dataset, enqueue=False)
+    for url in (
+        reverse("admin:classifier_modelversion_change", args=[version.pk]),
+        reverse("admin:classifier_modelversion_compare") + f"?a={version.pk}&b={version.pk}",
+    ):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
+    response = client.post(reverse("admin:classifier_modelversion_activate", args=[version.pk]))
+    assert response.status_code == 302 and not ModelVersion.objects.filter(is_active=True).exists()
+
+
+def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client, small_dataset, keras_home):
+    start_qcluster("training")
+    response = staff_client.post(
+        reverse("admin:dataset_dataset_changelist"),
+        {"action": "retrain", "_selected_action": [small_dataset.pk]},
+        follow=True,
+    )
+    assert "is queued; its page shows the progress." in response.content.decode()
+    version = ModelVersion.objects.get(dataset=small_dataset)
+    page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
+    assert 'http-equiv="refresh"' in page  # queued or training: the page follows the progress
+
+    def finished():
+        version.refresh_from_db()
+        return version.status in (ModelVersion.Status.READY, ModelVersion.Status.FAILED)
+
+    wait_for(finished, timeout=180, message="the training cluster to train the version")
+    assert version.status == ModelVersion.Status.READY, version.error
+    page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
+    assert "Confusion matrix (test)" in page and "Activate this version" in page
+    assert 'http-equiv="refresh"' not in page
+
+    response = staff_client.post(reverse("admin:classifier_modelversion_activate", args=[version.pk]), follow=True)
+    assert "now answers predictions" in response.content.decode()
+    version.refresh_from_db()
+    assert version.is_active
+
+    response = staff_client.post(
+        reverse("admin:dataset_dataset_changelist"),
+        {"action": "retrain", "_selected_action": [small_dataset.pk]},
+        follow=True,
+    )
+    second = ModelVersion.objects.get(dataset=small_dataset, number=2)
+    wait_for(lambda: ModelVersion.objects.get(pk=second.pk).status == "ready", timeout=180, message="version 2")
+    compare = staff_client.get(
+        reverse("admin:classifier_modelversion_compare") + f"?a={version.pk}&b={second.pk}"
+    ).content.decode()
+    assert "test accuracy" in compare and "coffee v2" in compare
