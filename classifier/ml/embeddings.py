@@ -75,8 +75,9 @@ def embeddings_compute(
         on_progress(done, len(examples))
     for start in range(0, len(missing), BATCH_SIZE):
         batch_examples = missing[start : start + BATCH_SIZE]
-        pixels = np.stack([preprocess.model_input(example.read(), input_size) for example in batch_examples])
-        pixels = pixels.astype(np.float32)
+        pixels = np.zeros((BATCH_SIZE, input_size, input_size, 3), np.float32)  # one shape: one trace
+        for index, example in enumerate(batch_examples):
+            pixels[index] = preprocess.model_input(example.read(), input_size)
         original = run(pixels).numpy()
         mirrored = run(pixels[:, :, ::-1, :].copy()).numpy()
         for index, example in enumerate(batch_examples):
