@@ -256,3 +256,23 @@ def test_html_in_a_label_name_is_escaped_everywhere(staff_client, dataset):
         html = response.content.decode()
         assert HOSTILE_LABEL not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages[0].content.decode()
+
+
+def test_admin_upload_over_the_byte_limit_is_refused_with_the_limit(staff_client, dataset, settings, media_root):
+    settings.MAX_UPLOAD_BYTES = 20_000
+    upload = SimpleUploadedFile("big.jpg", jpeg("astronaut", quality=95), "image/jpeg")
+    response = staff_client.post(IMPORT, {"dataset": dataset.pk, "files": [upload], "split": "auto"}, follow=True)
+    assert any("“big.jpg” is" in m and "the limit is 19.5 KB" in m for m in messages_of(response))
+    assert not DatasetImage.objects.exists() and not list(media_root.rglob("*.*"))
+
+
+def test_admin_zip_with_traversal_members_writes_nothing_outside(staff_client, dataset, tmp_path, media_root):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("coffee/../../../escaped.jpg", jpeg("coffee"))
+        archive.writestr("coffee/ok.jpg", jpeg("chelsea"))
+    upload = SimpleUploadedFile("photos.zip", out.getvalue(), content_type="application/zip")
+    response = staff_client.post(IMPORT, {"dataset": dataset.pk, "archive": upload, "split": "auto"}, follow=True)
+    assert any("points outside the archive" in m for m in messages_of(response))
+    assert list(dataset.images.values_list("original_name", flat=True)) == ["coffee/ok.jpg"]
+    assert not list(tmp_path.parent.rglob("escaped.jpg"))
