@@ -11,7 +11,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from classifier import selectors, services
-from classifier.models import ModelVersion
+from classifier.models import ModelVersion, PredictionJob
 from dataset.admin import DatasetAdmin
 from dataset.models import Dataset
 
@@ -131,6 +131,66 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "versions": versions,
         }
         return TemplateResponse(request, "admin/classifier/modelversion/compare.html", context)
+
+
+class FeedbackFilter(admin.SimpleListFilter):
+    title = "feedback"
+    parameter_name = "feedback"
+
+    def lookups(self, request, model_admin):
+        return [("none", "None"), *PredictionJob.Feedback.choices[1:]]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(feedback="")
+        if self.value():
+            return queryset.filter(feedback=self.value())
+        return queryset
+
+
+@admin.register(PredictionJob)
+class PredictionJobAdmin(admin.ModelAdmin):
+    list_display = ("photo", "queued_at", "dataset", "status", "label", "confidence_display", "model_version",
+                    "feedback", "feedback_label", "took_ms")
+    list_filter = ("status", "dataset", "label", "model_version", FeedbackFilter)
+    list_select_related = ("dataset", "model_version__dataset", "feedback_label")
+    search_fields = ("id", "label", "error")
+    actions = ["add_to_dataset"]
+    date_hierarchy = "queued_at"
+    readonly_fields = [field.name for field in PredictionJob._meta.fields] + ["photo"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a job is a record of what was asked and answered
+
+    @admin.display(description="Photo")
+    def photo(self, job):
+        return format_html('<img src="{}" alt="" style="max-width:96px;max-height:96px">',
+                           reverse("prediction-image", args=[job.pk]))
+
+    @admin.display(description="Confidence")
+    def confidence_display(self, job):
+        return percent(job.confidence)
+
+    @admin.display(description="ms")
+    def took_ms(self, job):
+        if job.finished_at is None:
+            return "–"
+        return round((job.finished_at - job.queued_at).total_seconds() * 1000)
+
+    @admin.action(description="Add to dataset (with the corrected label where feedback gave one)",
+                  permissions=["view"])
+    def add_to_dataset(self, request, queryset):
+        if not request.user.has_perm("dataset.add_datasetimage"):
+            raise PermissionDenied
+        report = services.prediction_jobs_add_to_dataset(jobs=queryset.filter(status=PredictionJob.Status.DONE))
+        self.message_user(request, report.summary(), messages.SUCCESS if report.imported else messages.WARNING)
+        for name, existing in report.duplicates:
+            self.message_user(request, f"{name} is already in the dataset as “{existing}”.", messages.WARNING)
+        for _, reason in report.rejected:
+            self.message_user(request, reason, messages.ERROR)
 
 
 admin.site.unregister(Dataset)

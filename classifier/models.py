@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -47,3 +49,57 @@ class ModelVersion(models.Model):
 
     def test_accuracy(self) -> float | None:
         return (self.metrics.get("test") or {}).get("accuracy")
+
+
+def prediction_upload_to(instance: "PredictionJob", filename: str) -> str:
+    """Named by the job's random UUID: nothing in the name comes from the user."""
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"predictions/{instance.pk}.{extension}"
+
+
+class PredictionJob(models.Model):
+    """One photo someone asked about; its row is the record of truth for the answer."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Feedback(models.TextChoices):
+        NONE = "", "None"
+        CORRECT = "correct", "Correct"
+        WRONG = "wrong", "Wrong"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="prediction_jobs")
+    image = models.FileField(upload_to=prediction_upload_to, max_length=255)
+    image_format = models.CharField(max_length=10)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    label = models.CharField(max_length=100, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    probabilities = models.JSONField(default=dict, blank=True)
+    heatmap = models.JSONField(default=list, blank=True, help_text="Class activation map of the answer, 0..1.")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="prediction_jobs"
+    )
+    queued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    preprocess_ms = models.FloatField(null=True, blank=True)
+    inference_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    feedback = models.CharField(max_length=10, choices=Feedback.choices, blank=True, default=Feedback.NONE)
+    feedback_label = models.ForeignKey(
+        "dataset.Label", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    feedback_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [models.Index(fields=["status", "queued_at"])]
+
+    def __str__(self):
+        return f"{self.pk} ({self.status})"

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from classifier.ml.embeddings import Example
-from classifier.models import ModelVersion
+from classifier.models import ModelVersion, PredictionJob
 from dataset.models import Dataset, DatasetImage
 
 TRAINING_SPLITS = (DatasetImage.Split.TRAIN, DatasetImage.Split.VAL, DatasetImage.Split.TEST)
@@ -136,3 +136,47 @@ def versions_comparison(*, versions: list[ModelVersion]) -> list[tuple[str, list
                 [((v.metrics.get("test") or {}).get("per_class", {}).get(label) or {}).get(score) for v in versions],
             ))
     return rows
+
+
+def prediction_dataset(*, slug: str | None) -> Dataset | None:
+    """The dataset a prediction is for: the one named, else the default one."""
+    return Dataset.objects.filter(slug=slug or settings.DEFAULT_DATASET_SLUG).first()
+
+
+def recent_predictions(*, session_key: str, limit: int = 10) -> QuerySet[PredictionJob]:
+    if not session_key:
+        return PredictionJob.objects.none()
+    return PredictionJob.objects.filter(session_key=session_key).select_related("model_version")[:limit]
+
+
+def health() -> dict:
+    """What /healthz reports: each dependency's state and the queue's."""
+    from django.db import connection
+    from django.db.models import Max
+
+    report: dict = {"database": "ok", "broker": "ok"}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as error:
+        report["database"] = f"error: {error}"
+    try:
+        from django_q.brokers import get_broker
+
+        broker = get_broker()
+        broker.ping()
+        report["queue_depth"] = broker.queue_size()
+    except Exception as error:
+        report["broker"] = f"error: {error}"
+    if report["database"] == "ok":
+        report["active_versions"] = {
+            version.dataset.slug: version.number
+            for version in ModelVersion.objects.filter(is_active=True).select_related("dataset")
+        }
+        report["jobs_waiting"] = PredictionJob.objects.filter(
+            status__in=(PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING)
+        ).count()
+        last = PredictionJob.objects.aggregate(last=Max("finished_at"))["last"]
+        report["last_job_finished"] = last.isoformat() if last else None
+    report["ok"] = report["database"] == "ok" and report["broker"] == "ok"
+    return report

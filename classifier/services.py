@@ -11,14 +11,17 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.core.files.base import ContentFile
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from classifier import selectors
 from classifier.ml.backbones import BACKBONES, WeightsUnavailable
 from classifier.ml.train import NotTrainable, TrainSettings, training_data_check
-from classifier.models import ModelVersion
-from dataset.models import Dataset
+from classifier.ml.predictor import Predictor
+from classifier.models import ModelVersion, PredictionJob
+from dataset.models import Dataset, DatasetImage
+from dataset.services import DuplicateImage, ImportReport, dataset_image_create, image_validate
 
 TRAINING_TASK = "classifier.tasks.train_model_version"
 PROGRESS_INTERVAL_SECONDS = 0.5
@@ -151,3 +154,183 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
         ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
     version.refresh_from_db()
     return version
+
+
+# ----- predictions: the web side validates, stores and enqueues; a worker answers.
+
+PREDICTION_TASK = "classifier.tasks.predict"
+
+
+class NoActiveModel(Exception):
+    """Nothing can answer for this dataset yet; the message says who can fix that."""
+
+
+def prediction_job_create(*, dataset: Dataset, data: bytes, name: str = "", session_key: str = "") -> PredictionJob:
+    """Validate and store the photo, create its job and queue it once the row is committed."""
+    if selectors.active_version(dataset=dataset) is None:
+        raise NoActiveModel(
+            f"No model answers for “{dataset}” yet: a curator must train and activate a version in the admin."
+        )
+    valid = image_validate(data=data, name=name)
+    job = PredictionJob(dataset=dataset, image_format=valid.image_format, session_key=session_key or "")
+    job.image.save(f"upload.{valid.extension}", ContentFile(valid.data), save=False)
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk))
+    except BaseException:
+        job.image.delete(save=False)
+        raise
+    return job
+
+
+def prediction_enqueue(*, job_id) -> None:
+    from django_q.tasks import async_task
+
+    async_task(PREDICTION_TASK, str(job_id), broker=shared_broker(), task_name=f"predict-{job_id}")
+
+
+_broker = None
+
+
+def shared_broker():
+    """One broker connection per process: a new one per enqueue doubles its cost (DESIGN.md §6)."""
+    global _broker
+    if _broker is None:
+        from django_q.brokers import get_broker
+
+        _broker = get_broker()
+    return _broker
+
+
+_predictor: tuple[int, Predictor] | None = None
+
+
+def predictor_for(*, version: ModelVersion) -> Predictor:
+    """The process's predictor, loaded once and replaced only when another version is active.
+
+    The old interpreter is released before the new one loads, so memory never holds two.
+    """
+    global _predictor
+    if _predictor is None or _predictor[0] != version.pk:
+        _predictor = None
+        _predictor = (version.pk, Predictor(selectors.artifact_path(version=version),
+                                            num_threads=settings.PREDICTOR_THREADS))
+    return _predictor[1]
+
+
+def prediction_job_run(*, job_id) -> PredictionJob | None:
+    """Answer one job. Safe to run twice: only a queued or running job is claimed, and only
+    the run that still finds it running writes the answer, in one update with its result."""
+    claimed = PredictionJob.objects.filter(
+        pk=job_id, status__in=(PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING)
+    ).update(status=PredictionJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    job = PredictionJob.objects.select_related("dataset").get(pk=job_id)
+    version = selectors.active_version(dataset=job.dataset)
+    try:
+        if version is None:
+            raise NoActiveModel(f"No model answers for “{job.dataset}”: no version is active.")
+        predictor = predictor_for(version=version)
+        with job.image.open("rb") as file:
+            prediction = predictor.predict(file.read())
+    except Exception as error:  # the job records every failure; it never vanishes
+        PredictionJob.objects.filter(pk=job_id, status=PredictionJob.Status.RUNNING).update(
+            status=PredictionJob.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
+        )
+        return PredictionJob.objects.get(pk=job_id)
+    PredictionJob.objects.filter(pk=job_id, status=PredictionJob.Status.RUNNING).update(
+        status=PredictionJob.Status.DONE,
+        label=prediction.label,
+        confidence=prediction.confidence,
+        probabilities=prediction.probabilities,
+        heatmap=heatmap_for(prediction.cam, predictor.class_names.index(prediction.label)),
+        model_version=version,
+        preprocess_ms=round(prediction.preprocess_ms, 3),
+        inference_ms=round(prediction.inference_ms, 3),
+        finished_at=timezone.now(),
+    )
+    return PredictionJob.objects.get(pk=job_id)
+
+
+def heatmap_for(cam, class_index: int) -> list[list[float]]:
+    """Where the photo speaks for the answer against the other labels, scaled to 0..1."""
+    others = [i for i in range(cam.shape[-1]) if i != class_index]
+    evidence = cam[..., class_index] - cam[..., others].mean(axis=-1)
+    low, high = float(evidence.min()), float(evidence.max())
+    scaled = (evidence - low) / (high - low) if high > low else evidence * 0
+    return [[round(float(value), 3) for value in row] for row in scaled]
+
+
+def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: str = "") -> PredictionJob:
+    """Record whether the answer was right; a wrong answer names the right label of the dataset."""
+    if job.status != PredictionJob.Status.DONE:
+        raise ValidationError("Feedback is for answered predictions; this one is not answered yet.")
+    label = None
+    if not correct:
+        label = job.dataset.labels.filter(name=label_name).first()
+        if label is None:
+            names = ", ".join(job.dataset.labels.values_list("name", flat=True))
+            raise ValidationError(f"“{label_name}” is not a label of {job.dataset}; choose one of: {names}.")
+    PredictionJob.objects.filter(pk=job.pk).update(
+        feedback=PredictionJob.Feedback.CORRECT if correct else PredictionJob.Feedback.WRONG,
+        feedback_label=label,
+        feedback_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    return job
+
+
+def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
+    """Copy answered photos into their dataset: the right label when feedback gave one, else the
+    answer; deduplicated like every import."""
+    report = ImportReport()
+    for job in jobs.select_related("dataset", "feedback_label"):
+        label = job.feedback_label or job.dataset.labels.filter(name=job.label).first()
+        name = f"prediction-{job.pk}.{job.image.name.rsplit('.', 1)[-1]}"
+        try:
+            with job.image.open("rb") as file:
+                image = dataset_image_create(
+                    dataset=job.dataset, data=file.read(), name=name, label=label,
+                    source=DatasetImage.Source.FEEDBACK,
+                )
+        except DuplicateImage as duplicate:
+            report.duplicates.append((name, duplicate.existing))
+        except (ValidationError, OSError) as error:
+            report.rejected.append((name, " ".join(getattr(error, "messages", [str(error)]))))
+        else:
+            report.imported.append(image)
+    return report
+
+
+def prediction_jobs_requeue_stale(*, older_than_seconds: float) -> dict[str, int]:
+    """Queue again the jobs a broker lost or a dead worker left; fail those out of attempts."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    stale = PredictionJob.objects.filter(
+        Q(status=PredictionJob.Status.QUEUED, queued_at__lt=cutoff)
+        | Q(status=PredictionJob.Status.RUNNING, started_at__lt=cutoff)
+    )
+    exhausted = stale.filter(attempts__gte=settings.PREDICTION_MAX_ATTEMPTS).update(
+        status=PredictionJob.Status.FAILED,
+        error=f"Gave up after {settings.PREDICTION_MAX_ATTEMPTS} attempts.",
+        finished_at=timezone.now(),
+    )
+    requeued = 0
+    for job_id in stale.filter(attempts__lt=settings.PREDICTION_MAX_ATTEMPTS).values_list("pk", flat=True):
+        # reset the clock so the next sweep waits for this attempt
+        PredictionJob.objects.filter(pk=job_id).update(queued_at=timezone.now())
+        prediction_enqueue(job_id=job_id)
+        requeued += 1
+    return {"requeued": requeued, "failed": exhausted}
+
+
+def prediction_jobs_purge(*, older_than_days: float) -> int:
+    """Delete jobs older than the given age and their photos."""
+    cutoff = timezone.now() - timezone.timedelta(days=older_than_days)
+    jobs = PredictionJob.objects.filter(queued_at__lt=cutoff)
+    names = list(jobs.values_list("image", flat=True))
+    count, _ = jobs.delete()
+    storage = PredictionJob._meta.get_field("image").storage
+    transaction.on_commit(lambda: [storage.delete(name) for name in names if name])
+    return count

@@ -1,8 +1,18 @@
 """Queue entry points: they take primary keys and call one service."""
 
+from django.conf import settings
+
 from classifier import services
 from classifier.models import ModelVersion
 
 
 def train_model_version(version_id: int) -> None:
     services.model_version_train(version=ModelVersion.objects.get(pk=version_id))
+
+
+def predict(job_id: str) -> None:
+    services.prediction_job_run(job_id=job_id)
+
+
+def requeue_stale() -> None:
+    services.prediction_jobs_requeue_stale(older_than_seconds=settings.PREDICTION_STALE_SECONDS)

@@ -224,3 +224,11 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
         "recycle": 1,
     }
 }
+
+# Predictions: LiteRT threads per worker process (workers × threads ≈ cores), how long a job may
+# wait queued or running before `requeue_stale` queues it again, and how often it may be tried.
+PREDICTOR_THREADS = env_int("PREDICTOR_THREADS", 1)
+PREDICTION_STALE_SECONDS = env_int("PREDICTION_STALE_SECONDS", 60)
+PREDICTION_MAX_ATTEMPTS = env_int("PREDICTION_MAX_ATTEMPTS", 3)
+PREDICTION_LONG_POLL_MAX_SECONDS = env_int("PREDICTION_LONG_POLL_MAX_SECONDS", 30)
+DEFAULT_DATASET_SLUG = os.environ.get("DEFAULT_DATASET_SLUG", DEMO_DATASET_SLUG)

@@ -1,12 +1,17 @@
 from django.contrib import admin
 from django.urls import path
-from django.views.generic import RedirectView
+
+from classifier import views
+from classifier.api import api
 
 admin.site.site_header = "Coffee Classifier"
 admin.site.site_title = "Coffee Classifier admin"
 admin.site.index_title = "Datasets and models"
 
 urlpatterns = [
+    path("", views.index, name="index"),
+    path("predictions/<uuid:job_id>/image", views.prediction_image, name="prediction-image"),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="home"),
 ]

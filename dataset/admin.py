@@ -18,8 +18,6 @@ from dataset.models import Dataset, DatasetImage, Label
 
 THUMBNAIL_SIDE = 96
 PREVIEW_SIDE = 640
-CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
-                 "GIF": "image/gif", "BMP": "image/bmp"}
 
 
 class LabelInline(admin.TabularInline):
@@ -240,7 +238,7 @@ class DatasetImageAdmin(admin.ModelAdmin):
     def original_view(self, request, pk):
         image = self.image_or_404(request, pk)
         with image.file.open("rb") as file:
-            return self.image_response(file.read(), CONTENT_TYPES[image.image_format], image)
+            return self.image_response(file.read(), services.CONTENT_TYPES[image.image_format], image)
 
     # ----- adding images: one import page for a single photo, many photos or a zip
 

@@ -28,6 +28,9 @@ from dataset.models import Dataset, DatasetImage, Label
 # Pillow format name → file extension. MPO is how Pillow reads many phone cameras' JPEGs.
 ACCEPTED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
 ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, GIF or BMP"
+# What a browser is told each accepted format is: never anything it could execute.
+CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
+                 "GIF": "image/gif", "BMP": "image/bmp"}
 AUTO_SPLIT = "auto"
 AUTO_SPLIT_SHARES = ((DatasetImage.Split.TRAIN, 0.70), (DatasetImage.Split.VAL, 0.15), (DatasetImage.Split.TEST, 0.15))
 

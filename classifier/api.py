@@ -1,0 +1,173 @@
+"""The JSON API (OpenAPI docs at /api/v1/docs). Views only translate HTTP to services and back."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from ninja import File, Form, NinjaAPI, Schema
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.files import UploadedFile
+
+from classifier import selectors, services
+from classifier.models import PredictionJob
+
+api = NinjaAPI(
+    title="Coffee Classifier",
+    version="1",
+    description="Upload a photo, get its label. Predictions are jobs: POST returns at once, GET returns the answer.",
+    urls_namespace="api",
+)
+POLL_INTERVAL_SECONDS = 0.005
+
+
+class Error(Schema):
+    detail: str
+
+
+class Queued(Schema):
+    id: UUID
+    status: str
+    url: str
+
+
+class Prediction(Schema):
+    id: UUID
+    status: str
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float]
+    version: int | None
+    heatmap: list[list[float]]
+    error: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    preprocess_ms: float | None
+    inference_ms: float | None
+    total_ms: float | None
+    feedback: str | None
+    image_url: str
+
+
+class ActiveModel(Schema):
+    dataset: str
+    version: int
+    backbone: str
+    labels: list[str]
+    threshold: float | None
+    test_accuracy: float | None
+
+
+class FeedbackIn(Schema):
+    correct: bool
+    label: str | None = None
+
+
+@api.exception_handler(NinjaValidationError)
+def invalid_request(request, error):
+    """Malformed requests get 400 and a sentence, like every other refusal here."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in problem.get('loc', [])[1:]) or 'request'}: {problem.get('msg')}"
+        for problem in error.errors
+    )
+    return api.create_response(request, {"detail": f"Invalid request: {problems}."}, status=400)
+
+
+def session_key(request: HttpRequest) -> str:
+    """The browser session's key (the upload page opens one); API clients without a cookie have none."""
+    return request.session.session_key or ""
+
+
+def job_or_404(job_id: str) -> PredictionJob:
+    """Ids are UUIDs; anything else names no job, so it is a 404 like an unknown one."""
+    try:
+        key = UUID(job_id)
+    except ValueError:
+        raise Http404("No such prediction.") from None
+    return get_object_or_404(PredictionJob.objects.select_related("model_version"), pk=key)
+
+
+def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
+    finished = job.status in (PredictionJob.Status.DONE, PredictionJob.Status.FAILED)
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "label": job.label or None,
+        "confidence": job.confidence,
+        "probabilities": job.probabilities or {},
+        "version": job.model_version.number if job.model_version_id else None,
+        "heatmap": job.heatmap or [],
+        "error": job.error or None,
+        "queued_at": job.queued_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "preprocess_ms": job.preprocess_ms,
+        "inference_ms": job.inference_ms,
+        "total_ms": round((job.finished_at - job.queued_at).total_seconds() * 1000, 1) if finished else None,
+        "feedback": job.feedback or None,
+        "image_url": request.build_absolute_uri(reverse("prediction-image", args=[job.pk])),
+    }
+
+
+@api.post("/predictions", response={202: Queued, 400: Error, 404: Error, 503: Error})
+def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = ""):
+    """Queue a photo (multipart field `image`). Answers 202 with the job's id and URL."""
+    if len(request.FILES.getlist("image")) != 1:
+        return 400, {"detail": "Send exactly one file in the field “image”."}
+    target = selectors.prediction_dataset(slug=dataset or None)
+    if target is None:
+        return 404, {"detail": f"There is no dataset “{dataset or settings.DEFAULT_DATASET_SLUG}”."}
+    try:
+        job = services.prediction_job_create(
+            dataset=target, data=image.read(), name=image.name or "", session_key=session_key(request)
+        )
+    except services.NoActiveModel as error:
+        return 503, {"detail": str(error)}
+    except ValidationError as error:
+        return 400, {"detail": " ".join(error.messages)}
+    url = request.build_absolute_uri(reverse("api:prediction_get", args=[job.pk]))
+    return 202, {"id": job.pk, "status": job.status, "url": url}
+
+
+@api.get("/predictions/{job_id}", response={200: Prediction, 404: Error}, url_name="prediction_get")
+def prediction_get(request, job_id: str, wait: float = 0):
+    """A job and, once done, its answer. `wait` (seconds, at most 30) holds the reply until it is."""
+    job = job_or_404(job_id)
+    deadline = time.monotonic() + min(max(wait, 0), settings.PREDICTION_LONG_POLL_MAX_SECONDS)
+    while job.status in (PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING) and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL_SECONDS)
+        job = PredictionJob.objects.select_related("model_version").get(pk=job_id)
+    return 200, as_prediction(request, job)
+
+
+@api.post("/predictions/{job_id}/feedback", response={200: Prediction, 400: Error, 404: Error})
+def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
+    """Say whether the answer was right; when wrong, name the right label."""
+    job = job_or_404(job_id)
+    try:
+        job = services.prediction_feedback_give(job=job, correct=feedback.correct, label_name=feedback.label or "")
+    except ValidationError as error:
+        return 400, {"detail": " ".join(error.messages)}
+    return 200, as_prediction(request, job)
+
+
+@api.get("/models/active", response={200: ActiveModel, 404: Error, 503: Error})
+def model_active(request, dataset: str = ""):
+    """The version that answers predictions now."""
+    target = selectors.prediction_dataset(slug=dataset or None)
+    if target is None:
+        return 404, {"detail": f"There is no dataset “{dataset or settings.DEFAULT_DATASET_SLUG}”."}
+    version = selectors.active_version(dataset=target)
+    if version is None:
+        return 503, {"detail": f"No model answers for “{target}” yet: a curator must train and activate one."}
+    return 200, {
+        "dataset": target.slug, "version": version.number, "backbone": version.backbone, "labels": version.labels,
+        "threshold": version.threshold, "test_accuracy": version.test_accuracy(),
+    }

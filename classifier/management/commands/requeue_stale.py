@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from classifier import services
+
+
+class Command(BaseCommand):
+    help = (
+        "Queue again the prediction jobs that waited too long (lost by a broker, or left running by a "
+        "worker that died); fail those that used all their attempts. Run it from cron, or let the "
+        "queue cluster's schedule run it every minute."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--older-than", type=float, default=settings.PREDICTION_STALE_SECONDS,
+            help=f"Seconds a job may wait queued or running (default {settings.PREDICTION_STALE_SECONDS}).",
+        )
+
+    def handle(self, *args, older_than, **options):
+        counts = services.prediction_jobs_requeue_stale(older_than_seconds=older_than)
+        self.stdout.write(f"{counts['requeued']} jobs queued again, {counts['failed']} failed after too many attempts.")
