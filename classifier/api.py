@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from ninja import File, Form, NinjaAPI, Schema
+from ninja import File, Form, NinjaAPI, Schema, Status
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.files import UploadedFile
 
@@ -120,20 +120,20 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
 def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = ""):
     """Queue a photo (multipart field `image`). Answers 202 with the job's id and URL."""
     if len(request.FILES.getlist("image")) != 1:
-        return 400, {"detail": "Send exactly one file in the field “image”."}
+        return Status(400, {"detail": "Send exactly one file in the field “image”."})
     target = selectors.prediction_dataset(slug=dataset or None)
     if target is None:
-        return 404, {"detail": f"There is no dataset “{dataset or settings.DEFAULT_DATASET_SLUG}”."}
+        return Status(404, {"detail": f"There is no dataset “{dataset or settings.DEFAULT_DATASET_SLUG}”."})
     try:
         job = services.prediction_job_create(
             dataset=target, data=image.read(), name=image.name or "", session_key=session_key(request)
         )
     except services.NoActiveModel as error:
-        return 503, {"detail": str(error)}
+        return Status(503, {"detail": str(error)})
     except ValidationError as error:
-        return 400, {"detail": " ".join(error.messages)}
+        return Status(400, {"detail": " ".join(error.messages)})
     url = request.build_absolute_uri(reverse("api:prediction_get", args=[job.pk]))
-    return 202, {"id": job.pk, "status": job.status, "url": url}
+    return Status(202, {"id": job.pk, "status": job.status, "url": url})
 
 
 @api.get("/predictions/{job_id}", response={200: Prediction, 404: Error}, url_name="prediction_get")
@@ -144,7 +144,7 @@ def prediction_get(request, job_id: str, wait: float = 0):
     while job.status in (PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING) and time.monotonic() < deadline:
         time.sleep(POLL_INTERVAL_SECONDS)
         job = PredictionJob.objects.select_related("model_version").get(pk=job_id)
-    return 200, as_prediction(request, job)
+    return Status(200, as_prediction(request, job))
 
 
 @api.post("/predictions/{job_id}/feedback", response={200: Prediction, 400: Error, 404: Error})
@@ -154,8 +154,8 @@ def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     try:
         job = services.prediction_feedback_give(job=job, correct=feedback.correct, label_name=feedback.label or "")
     except ValidationError as error:
-        return 400, {"detail": " ".join(error.messages)}
-    return 200, as_prediction(request, job)
+        return Status(400, {"detail": " ".join(error.messages)})
+    return Status(200, as_prediction(request, job))
 
 
 @api.get("/models/active", response={200: ActiveModel, 404: Error, 503: Error})
@@ -163,11 +163,11 @@ def model_active(request, dataset: str = ""):
     """The version that answers predictions now."""
     target = selectors.prediction_dataset(slug=dataset or None)
     if target is None:
-        return 404, {"detail": f"There is no dataset “{dataset or settings.DEFAULT_DATASET_SLUG}”."}
+        return Status(404, {"detail": f"There is no dataset “{dataset or settings.DEFAULT_DATASET_SLUG}”."})
     version = selectors.active_version(dataset=target)
     if version is None:
-        return 503, {"detail": f"No model answers for “{target}” yet: a curator must train and activate one."}
-    return 200, {
+        return Status(503, {"detail": f"No model answers for “{target}” yet: a curator must train and activate one."})
+    return Status(200, {
         "dataset": target.slug, "version": version.number, "backbone": version.backbone, "labels": version.labels,
         "threshold": version.threshold, "test_accuracy": version.test_accuracy(),
-    }
+    })

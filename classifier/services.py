@@ -265,6 +265,7 @@ def heatmap_for(cam, class_index: int) -> list[list[float]]:
 
 def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: str = "") -> PredictionJob:
     """Record whether the answer was right; a wrong answer names the right label of the dataset."""
+    job.refresh_from_db(fields=["status"])  # a worker may have answered since the caller read it
     if job.status != PredictionJob.Status.DONE:
         raise ValidationError("Feedback is for answered predictions; this one is not answered yet.")
     label = None

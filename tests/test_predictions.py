@@ -1,0 +1,226 @@
+"""Predictions in one process: the web side, the job a worker runs, the API, the page, the admin.
+
+The queue itself is exercised in test_prediction_queue.py; here the worker's entry point is
+called directly on the job the web side created.
+"""
+
+import datetime
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from classifier import services, tasks
+from classifier.models import ModelVersion, PredictionJob
+from dataset.models import DatasetImage
+from tests.photos import encode, jpeg, photo, png_declaring
+
+pytestmark = pytest.mark.django_db
+API = "/api/v1/predictions"
+
+
+@pytest.fixture
+def active_model(small_dataset, keras_home):
+    call_command("train", "--dataset", small_dataset.slug, "--backbone", "mobilenet_025", "--activate",
+                 "--no-progress", stdout=io.StringIO())
+    return ModelVersion.objects.get(dataset=small_dataset, is_active=True)
+
+
+def upload(client, data: bytes, name: str = "photo.jpg", **extra):
+    return client.post(API, {"image": SimpleUploadedFile(name, data, "image/jpeg"), **extra})
+
+
+def run_queued_jobs():
+    for job_id in PredictionJob.objects.filter(status="queued").values_list("pk", flat=True):
+        tasks.predict(str(job_id))
+
+
+def test_upload_is_queued_answered_and_read_back(client, active_model, media_root, demo_photos,
+                                                 django_capture_on_commit_callbacks):
+    client.get("/")  # the page opens the browser session that owns the photo
+    with django_capture_on_commit_callbacks() as enqueued:
+        response = upload(client, demo_photos["coffee"][5].read_bytes())
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and body["url"].endswith(f"{API}/{body['id']}")
+    assert len(enqueued) == 1  # queued only once the job row is committed
+    job = PredictionJob.objects.get(pk=body["id"])
+    assert job.image.name == f"predictions/{job.pk}.jpg" and (media_root / job.image.name).is_file()
+
+    assert client.get(f"{API}/{job.pk}").json()["status"] == "queued"
+    run_queued_jobs()
+    answer = client.get(f"{API}/{job.pk}").json()
+    assert answer["status"] == "done" and answer["version"] == active_model.number
+    assert answer["label"] in ("coffee", "not_coffee")
+    assert answer["confidence"] == max(answer["probabilities"].values())
+    assert len(answer["heatmap"]) == 7 and max(map(max, answer["heatmap"])) == 1.0
+    assert answer["inference_ms"] > 0 and answer["total_ms"] >= answer["inference_ms"]
+    assert client.get(answer["image_url"])["Content-Type"] == "image/jpeg"
+
+
+def test_a_job_is_answered_once_however_often_it_is_delivered(active_model, demo_photos):
+    job = services.prediction_job_create(dataset=active_model.dataset, data=demo_photos["coffee"][1].read_bytes())
+    first = services.prediction_job_run(job_id=job.pk)
+    assert first.status == "done" and first.attempts == 1
+    assert services.prediction_job_run(job_id=job.pk) is None
+    job.refresh_from_db()
+    assert job.attempts == 1 and job.finished_at == first.finished_at
+
+
+def test_the_next_job_after_activation_is_answered_by_the_new_version(client, active_model, demo_photos):
+    call_command("train", "--dataset", active_model.dataset.slug, "--backbone", "mobilenet_025", "--no-progress",
+                 stdout=io.StringIO())
+    second = ModelVersion.objects.get(number=2)
+    data = demo_photos["not_coffee"][2].read_bytes()
+    before = services.prediction_job_create(dataset=active_model.dataset, data=data)
+    services.prediction_job_run(job_id=before.pk)
+    services.model_version_activate(version=second)
+    after = services.prediction_job_create(dataset=active_model.dataset, data=data)
+    services.prediction_job_run(job_id=after.pk)
+    versions = dict(PredictionJob.objects.values_list("pk", "model_version__number"))
+    assert (versions[before.pk], versions[after.pk]) == (1, 2)
+
+
+def test_without_an_active_model_the_api_and_page_say_so_and_store_nothing(client, small_dataset, media_root):
+    response = upload(client, jpeg())
+    assert response.status_code == 503
+    assert "a curator must train and activate a version" in response.json()["detail"]
+    assert not PredictionJob.objects.exists() and not (media_root / "predictions").exists()
+    page = client.get("/")
+    assert page.status_code == 503 and "a curator must train and activate a version" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("data", "sentence"),
+    [
+        (b"", "is empty"),
+        (b"I am not a photo", "is not an image"),
+        (jpeg("coffee")[:2500], "damaged or incomplete"),
+        (png_declaring(50_000, 50_000), "pixels"),
+        (encode(photo("coffee"), "TIFF"), "is a TIFF image"),
+    ],
+)
+def test_bad_uploads_get_400_with_a_sentence_and_leave_nothing(client, active_model, media_root, data, sentence):
+    response = upload(client, data)
+    assert response.status_code == 400 and sentence in response.json()["detail"]
+    assert not PredictionJob.objects.exists() and not (media_root / "predictions").exists()
+
+
+def test_missing_or_doubled_file_fields_are_400(client, active_model):
+    response = client.post(API, {})
+    assert response.status_code == 400 and "image" in response.json()["detail"]
+    two = [SimpleUploadedFile("a.jpg", jpeg(), "image/jpeg"), SimpleUploadedFile("b.jpg", jpeg("chelsea"), "image/jpeg")]
+    response = client.post(API, {"image": two})
+    assert response.status_code == 400 and "exactly one file" in response.json()["detail"]
+    assert not PredictionJob.objects.exists()
+
+
+def test_unknown_or_malformed_job_ids_are_404(client, db):
+    assert client.get(f"{API}/not-a-uuid").status_code == 404
+    assert client.get(f"{API}/6f1c8a52-6c0b-4d55-9f4b-2b2f2f4f0a11").status_code == 404
+    assert client.post(f"{API}/not-a-uuid/feedback", {"correct": True}, content_type="application/json"
+                       ).status_code == 404
+
+
+def test_feedback_records_the_right_label_and_refuses_unknown_ones(client, active_model):
+    job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("chelsea"))
+    response = client.post(f"{API}/{job.pk}/feedback", {"correct": True}, content_type="application/json")
+    assert response.status_code == 400 and "not answered yet" in response.json()["detail"]
+    services.prediction_job_run(job_id=job.pk)
+    response = client.post(f"{API}/{job.pk}/feedback", {"correct": False, "label": "tea"},
+                           content_type="application/json")
+    assert response.status_code == 400 and "“tea” is not a label" in response.json()["detail"]
+    response = client.post(f"{API}/{job.pk}/feedback", {"correct": False, "label": "not_coffee"},
+                           content_type="application/json")
+    assert response.status_code == 200 and response.json()["feedback"] == "wrong"
+    job.refresh_from_db()
+    assert job.feedback_label.name == "not_coffee"
+
+
+def test_long_poll_returns_as_soon_as_the_job_is_finished(client, active_model):
+    job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+    services.prediction_job_run(job_id=job.pk)
+    started = timezone.now()
+    assert client.get(f"{API}/{job.pk}", {"wait": 20}).json()["status"] == "done"
+    assert (timezone.now() - started).total_seconds() < 2
+    pending = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("rocket"))
+    started = timezone.now()
+    assert client.get(f"{API}/{pending.pk}", {"wait": 0.3}).json()["status"] == "queued"
+    assert (timezone.now() - started).total_seconds() >= 0.3
+
+
+def test_active_model_endpoint_and_healthz(client, active_model):
+    body = client.get("/api/v1/models/active").json()
+    assert body["version"] == 1 and body["labels"] == ["coffee", "not_coffee"] and body["backbone"] == "mobilenet_025"
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    report = health.json()
+    assert report["ok"] and report["database"] == "ok" and report["broker"] == "ok"
+    assert report["active_versions"] == {"coffee": 1} and "queue_depth" in report
+
+
+def test_openapi_schema_lists_the_endpoints(client, db):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert {"/api/v1/predictions", "/api/v1/predictions/{job_id}", "/api/v1/predictions/{job_id}/feedback",
+            "/api/v1/models/active"} <= set(paths)
+
+
+def test_a_session_sees_only_its_own_photos(client, active_model):
+    client.get("/")
+    mine = upload(client, jpeg("coffee")).json()["id"]
+    stranger = Client()  # a second browser
+    stranger.get("/")
+    theirs = upload(stranger, jpeg("rocket")).json()["id"]
+    run_queued_jobs()
+    page = client.get("/").content.decode()
+    assert page.count("<li>") == 1
+    assert client.get(reverse("prediction-image", args=[mine])).status_code == 200
+    assert client.get(reverse("prediction-image", args=[theirs])).status_code == 404
+
+
+def test_requeue_stale_sends_lost_jobs_again_and_gives_up_after_the_attempts(active_model, settings,
+                                                                             django_capture_on_commit_callbacks):
+    lost = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())  # never enqueued: on_commit
+    tired = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("rocket"))
+    long_ago = timezone.now() - datetime.timedelta(minutes=10)
+    PredictionJob.objects.filter(pk=lost.pk).update(queued_at=long_ago)
+    PredictionJob.objects.filter(pk=tired.pk).update(
+        status="running", started_at=long_ago, attempts=settings.PREDICTION_MAX_ATTEMPTS
+    )
+    out = io.StringIO()
+    call_command("requeue_stale", stdout=out)
+    assert "1 jobs queued again, 1 failed after too many attempts." in out.getvalue()
+    tired.refresh_from_db()
+    assert tired.status == "failed" and "Gave up after" in tired.error
+    lost.refresh_from_db()
+    assert lost.status == "queued" and lost.queued_at > long_ago
+    out = io.StringIO()
+    call_command("requeue_stale", stdout=out)  # the fresh attempt is not stale yet
+    assert out.getvalue().startswith("0 jobs queued again")
+
+
+def test_purge_removes_old_jobs_and_their_photos(active_model, media_root, django_capture_on_commit_callbacks):
+    old = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+    new = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("rocket"))
+    PredictionJob.objects.filter(pk=old.pk).update(queued_at=timezone.now() - datetime.timedelta(days=40))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("purge_predictions", "--older-than", "30", stdout=io.StringIO())
+    assert list(PredictionJob.objects.values_list("pk", flat=True)) == [new.pk]
+    assert [path.name for path in (media_root / "predictions").iterdir()] == [new.image.name.split("/")[-1]]
+
+
+def test_admin_adds_wrongly_classified_photos_to_the_dataset_with_the_right_label(staff_client, active_model):
+    job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("chelsea"))
+    services.prediction_job_run(job_id=job.pk)
+    services.prediction_feedback_give(job=job, correct=False, label_name="coffee")
+    changelist = reverse("admin:classifier_predictionjob_changelist")
+    assert staff_client.get(changelist, {"feedback": "wrong"}).context["cl"].result_count == 1
+    for _ in range(2):
+        staff_client.post(changelist, {"action": "add_to_dataset", "_selected_action": [job.pk]}, follow=True)
+    added = DatasetImage.objects.get(source=DatasetImage.Source.FEEDBACK)
+    assert added.label.name == "coffee" and added.dataset == active_model.dataset
+    assert DatasetImage.objects.filter(source=DatasetImage.Source.FEEDBACK).count() == 1
