@@ -18,6 +18,15 @@ SHARED_KERAS = ROOT.parent / "shared" / "keras"
 SMALL_BACKBONE_FILE = "mobilenet_2_5_224_tf_no_top.h5"
 
 
+def pytest_sessionstart(session):
+    """A crashed earlier run can leave the SQLite test database's WAL files behind; a new test
+    database next to them would read them as its own and fail with "disk I/O error"."""
+    test_database = django_settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if django_settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and test_database:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{test_database}{suffix}").unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     """Every test writes its files under its own temporary MEDIA_ROOT."""
@@ -112,9 +121,10 @@ def start_qcluster(settings, transactional_db, ml_cache_root, media_root):
         return process
 
     yield start
-    for process in processes:
-        os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.terminate()  # the cluster's own process stops its workers in order
+    for process in running:
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
