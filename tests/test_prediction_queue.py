@@ -4,6 +4,7 @@ Each test starts gunicorn and `manage.py qcluster` on the test database (ORM bro
 REDIS_TEST_URL), uploads real photos and reads the answers back the way a browser would.
 """
 
+import contextlib
 import io
 import os
 import signal
@@ -58,6 +59,13 @@ def stack(request, trained, start_qcluster, media_root, ml_cache_root):
 
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()
         extra["REDIS_URL"] = REDIS_TEST_URL
+    with web_server(media_root, ml_cache_root, extra) as base:
+        yield base, extra, start_qcluster
+
+
+@contextlib.contextmanager
+def web_server(media_root, ml_cache_root, extra: dict):
+    """gunicorn on a free loopback port, on the test database."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(media_root),
            "ML_CACHE_DIR": str(ml_cache_root), **extra}
@@ -67,10 +75,12 @@ def stack(request, trained, start_qcluster, media_root, ml_cache_root):
         cwd=ROOT, env=env, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: healthy(base), timeout=30, message="gunicorn to answer /healthz")
-    yield base, extra, start_qcluster
-    os.killpg(web.pid, signal.SIGTERM)
-    web.wait(timeout=20)
+    try:
+        wait_for(lambda: healthy(base), timeout=30, message="gunicorn to answer /healthz")
+        yield base
+    finally:
+        web.terminate()
+        web.wait(timeout=20)
 
 
 def healthy(base: str) -> bool:
@@ -140,3 +150,47 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_is_finished_once(trained, sta
     assert done.attempts == 2 and done.label in ("coffee", "not_coffee")
     time.sleep(3)  # a duplicate answer, if any, would land now
     assert PredictionJob.objects.get(pk=job.pk).finished_at == done.finished_at
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+def test_a_person_uploads_a_photo_sees_the_answer_and_gives_feedback(trained, start_qcluster, media_root,
+                                                                     ml_cache_root, demo_photos):
+    from playwright.sync_api import expect, sync_playwright
+
+    start_qcluster()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with web_server(media_root, ml_cache_root, {}) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(base + "/")
+        expect(page.locator("#model-version")).to_have_text("1")
+        page.set_input_files("#image", str(demo_photos["coffee"][5]))
+        expect(page.locator("#answer")).to_be_visible(timeout=30_000)
+        label = page.locator("#label").inner_text()
+        assert label in ("coffee", "not coffee")
+        expect(page.locator("#version")).to_have_text("1")
+        assert page.locator("#confidence").inner_text().endswith("%")
+        page.check("#show-heatmap")
+        expect(page.locator("#heatmap")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "upload-page-answer.png"), full_page=True)
+
+        page.click("#wrong")
+        page.select_option("#label-choice", "not_coffee")
+        page.click("#send-label")
+        expect(page.locator("#thanks")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "upload-page-feedback.png"), full_page=True)
+
+        page.set_input_files("#image", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"})
+        expect(page.locator("#error")).to_contain_text("is not an image")
+        expect(page.locator("#recent li")).to_have_count(1)
+        browser.close()
+    job = PredictionJob.objects.get(status="done")
+    assert (job.feedback, job.feedback_label.name) == ("wrong", "not_coffee")
+    assert PredictionJob.objects.count() == 1  # the refused file left no job
