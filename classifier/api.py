@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from uuid import UUID
 
@@ -15,7 +14,7 @@ from ninja import File, Form, NinjaAPI, Schema, Status
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.files import UploadedFile
 
-from classifier import selectors, services
+from classifier import notifications, selectors, services
 from classifier.models import PredictionJob
 
 api = NinjaAPI(
@@ -24,7 +23,6 @@ api = NinjaAPI(
     description="Upload a photo, get its label. Predictions are jobs: POST returns at once, GET returns the answer.",
     urls_namespace="api",
 )
-POLL_INTERVAL_SECONDS = 0.005
 
 
 class Error(Schema):
@@ -140,10 +138,15 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
 def prediction_get(request, job_id: str, wait: float = 0):
     """A job and, once done, its answer. `wait` (seconds, at most 30) holds the reply until it is."""
     job = job_or_404(job_id)
-    deadline = time.monotonic() + min(max(wait, 0), settings.PREDICTION_LONG_POLL_MAX_SECONDS)
-    while job.status in (PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING) and time.monotonic() < deadline:
-        time.sleep(POLL_INTERVAL_SECONDS)
-        job = PredictionJob.objects.select_related("model_version").get(pk=job_id)
+    waiting = (PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING)
+    notifications.job_wait(
+        job.pk,
+        seconds=min(max(wait, 0), settings.PREDICTION_LONG_POLL_MAX_SECONDS),
+        finished=lambda: job.status not in waiting
+        or not PredictionJob.objects.filter(pk=job.pk, status__in=waiting).exists(),
+    )
+    if job.status in waiting:
+        job = PredictionJob.objects.select_related("model_version").get(pk=job.pk)
     return Status(200, as_prediction(request, job))
 
 

@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from classifier import selectors
+from classifier import notifications, selectors
 from classifier.ml.backbones import BACKBONES, WeightsUnavailable
 from classifier.ml.train import NotTrainable, TrainSettings, training_data_check
 from classifier.ml.predictor import Predictor
@@ -236,11 +236,9 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
         with job.image.open("rb") as file:
             prediction = predictor.predict(file.read())
     except Exception as error:  # the job records every failure; it never vanishes
-        PredictionJob.objects.filter(pk=job_id, status=PredictionJob.Status.RUNNING).update(
-            status=PredictionJob.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
-        )
-        return PredictionJob.objects.get(pk=job_id)
-    PredictionJob.objects.filter(pk=job_id, status=PredictionJob.Status.RUNNING).update(
+        return job_finish(job, status=PredictionJob.Status.FAILED, error=f"{type(error).__name__}: {error}")
+    return job_finish(
+        job,
         status=PredictionJob.Status.DONE,
         label=prediction.label,
         confidence=prediction.confidence,
@@ -249,9 +247,19 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
         model_version=version,
         preprocess_ms=round(prediction.preprocess_ms, 3),
         inference_ms=round(prediction.inference_ms, 3),
-        finished_at=timezone.now(),
     )
-    return PredictionJob.objects.get(pk=job_id)
+
+
+def job_finish(job: PredictionJob, **result) -> PredictionJob:
+    """Write a running job's final state in one update, unless another run already did."""
+    result["finished_at"] = timezone.now()
+    if PredictionJob.objects.filter(pk=job.pk, status=PredictionJob.Status.RUNNING).update(**result):
+        for name, value in result.items():
+            setattr(job, name, value)
+        notifications.job_finished(job.pk)
+    else:
+        job.refresh_from_db()
+    return job
 
 
 def heatmap_for(cam, class_index: int) -> list[list[float]]:

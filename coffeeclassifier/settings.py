@@ -180,6 +180,9 @@ Q_CLUSTER = {
     # select-and-delete per task (see DESIGN.md §6). Failures are still stored.
     "save_limit": -1,
     "poll": 0.01,
+    # Bound each worker process: a fresh one after this many jobs, or above this RSS (KB).
+    "recycle": env_int("Q_RECYCLE", 5000),
+    "max_rss": env_int("Q_MAX_RSS_KB", 400_000),
     "catch_up": False,
     "label": "Task queue",
 }

@@ -32,6 +32,9 @@ ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, GIF or BMP"
 CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
                  "GIF": "image/gif", "BMP": "image/bmp"}
 AUTO_SPLIT = "auto"
+EXIF_ORIENTATION = 0x0112
+TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+DECODE_CHECK_SIDE = 128
 AUTO_SPLIT_SHARES = ((DatasetImage.Split.TRAIN, 0.70), (DatasetImage.Split.VAL, 0.15), (DatasetImage.Split.TEST, 0.15))
 
 
@@ -97,16 +100,22 @@ def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
             )
         try:
             with Image.open(io.BytesIO(data)) as image:
+                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+                # A JPEG decodes at a fraction of its size here, several times faster, and every
+                # byte of its data is still read, so a truncated file fails all the same.
+                image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
                 image.load()
                 upright = to_upright_rgb(image)
         except Exception as error:
             raise damaged(what, error) from None
+    if orientation in TRANSPOSED_ORIENTATIONS:
+        width, height = height, width
     return ValidatedImage(
         data=data,
         image_format=image_format,
         extension=ACCEPTED_FORMATS[image_format],
-        width=upright.width,
-        height=upright.height,
+        width=width,
+        height=height,
         sha256=content_sha256(data),
         perceptual_hash=difference_hash(upright),
     )

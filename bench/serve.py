@@ -1,0 +1,329 @@
+"""Serving figures, side by side in one run, client and servers on this machine (loopback).
+
+    .venv/bin/python bench/serve.py [--requests 300] [--seconds 15] [--clients 16] [--soak 0]
+
+Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench,
+dropped and re-created) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
+Prepares a dataset from the demo photos, trains and activates mobilenet_v2, then measures:
+- raw floor: decode + LiteRT Predictor in this process, no HTTP;
+- this system: gunicorn (2 processes × 8 threads) + qcluster (2 workers), HTTP POST then GET
+  ?wait= until answered, with the Redis broker and with the ORM broker;
+- sync LiteRT view: the same model run inside the request, gunicorn 2 sync workers;
+- naive Keras view: the Keras model loaded once per process, `predict` in the request;
+- seed design: the Keras model loaded inside each request.
+For each: latency at 1 client (p50, p99), then throughput at N clients for a fixed time, and
+failed requests; for the system also jobs lost (not done) and worker RSS before and after.
+`--soak N` then pushes N more jobs through the Redis system, sampling worker RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+SOURCE = ROOT.parent / "shared" / "data" / "coffee-or-not"
+SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/coffeeclassifier-bench"))
+
+
+def base_env(**extra) -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": DATABASE_URL,
+        "MEDIA_ROOT": str(SCRATCH / "media"),
+        "ML_CACHE_DIR": str(SCRATCH / "cache"),
+        "KERAS_HOME": os.environ.get("KERAS_HOME", str(ROOT.parent / "shared" / "keras")),
+        "DEBUG": "1",
+        "BENCH_DATASET": "bench",
+        "DEFAULT_DATASET_SLUG": "bench",
+        "Q_RECYCLE": "1000000",  # measure memory as it is, not as recycling hides it
+        **extra,
+    }
+
+
+def manage(*args, env=None):
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env or base_env(), check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def prepare():
+    from bench.import_images import recreate_postgres_database
+
+    recreate_postgres_database(DATABASE_URL)
+    manage("migrate", "--noinput")
+    manage("import_images", str(SOURCE), "--dataset", "bench", "--no-progress")
+    manage("train", "--dataset", "bench", "--activate", "--no-progress")
+
+
+@contextlib.contextmanager
+def process(args, env):
+    child = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        yield child
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, 9)
+            child.wait()
+
+
+def gunicorn(port: int, env: dict, workers: int, threads: int):
+    return process([sys.executable, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}",
+                    "-w", str(workers), "--threads", str(threads), "--log-level", "warning"], env)
+
+
+def wait_ready(url: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def rss_mb(pids) -> list[float]:
+    sizes = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+    return sizes
+
+
+def cluster_worker_pids(cluster_pid: int) -> list[int]:
+    """The worker processes of a qcluster: the grandchildren that do the work (largest RSS)."""
+    out = subprocess.run(["ps", "-o", "pid=,ppid=,rss=", "-e"], capture_output=True, text=True).stdout
+    rows = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
+    children = {pid for pid, ppid, _ in rows if ppid == cluster_pid}
+    family = [(pid, rss) for pid, ppid, rss in rows if ppid in children or pid in children]
+    return [pid for pid, _ in sorted(family, key=lambda item: -item[1])[:2]]
+
+
+def percentile(values, share):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+class Load:
+    """Sequential latency at one client, then throughput at many for a fixed time."""
+
+    def __init__(self, call, photos):
+        self.call, self.photos = call, photos
+
+    def latency(self, count: int) -> dict:
+        session = requests.Session()
+        times, failures = [], 0
+        for index in range(count):
+            started = time.perf_counter()
+            ok = self.call(session, self.photos[index % len(self.photos)])
+            times.append((time.perf_counter() - started) * 1000)
+            failures += not ok
+        return {"p50": statistics.median(times), "p99": percentile(times, 0.99), "failed": failures, "n": count}
+
+    def throughput(self, clients: int, seconds: float) -> dict:
+        done, failed = [0], [0]
+        lock = threading.Lock()
+        stop = time.monotonic() + seconds
+
+        def client(offset):
+            session = requests.Session()
+            index = offset
+            while time.monotonic() < stop:
+                ok = self.call(session, self.photos[index % len(self.photos)])
+                index += clients
+                with lock:
+                    done[0] += ok
+                    failed[0] += not ok
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        return {"per_second": done[0] / elapsed, "ok": done[0], "failed": failed[0]}
+
+
+def system_call(base: str):
+    def call(session, data):
+        try:
+            response = session.post(f"{base}/api/v1/predictions", files={"image": ("p.jpg", data, "image/jpeg")},
+                                    timeout=30)
+            if response.status_code != 202:
+                return False
+            body = session.get(response.json()["url"], params={"wait": 20}, timeout=30).json()
+            return body["status"] == "done"
+        except requests.RequestException:
+            return False
+
+    return call
+
+
+def peer_call(url: str):
+    def call(session, data):
+        try:
+            return session.post(url, files={"image": ("p.jpg", data, "image/jpeg")}, timeout=120).status_code == 200
+        except requests.RequestException:
+            return False
+
+    return call
+
+
+def jobs_not_done() -> int:
+    code = ("from classifier.models import PredictionJob as J;"
+            "print(J.objects.exclude(status='done').count(), J.objects.count())")
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=base_env(),
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[-2]), int(out[-1])
+
+
+def report(name, latency, throughput=None, extra=""):
+    line = f"{name:28} p50 {latency['p50']:8.1f} ms  p99 {latency['p99']:8.1f} ms  (n={latency['n']}, failed {latency['failed']})"
+    if throughput:
+        line += f"  | {throughput['per_second']:7.1f} req/s ok {throughput['ok']} failed {throughput['failed']}"
+    print(line + extra, flush=True)
+
+
+def raw_floor(photos):
+    import django
+
+    os.environ.update(base_env())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coffeeclassifier.settings")
+    django.setup()
+    from classifier import selectors
+    from classifier.ml import preprocess
+    from classifier.ml.predictor import Predictor
+    from dataset.models import Dataset
+
+    version = selectors.active_version(dataset=Dataset.objects.get(slug="bench"))
+    predictor = Predictor(selectors.artifact_path(version=version))
+    decode, invoke, total = [], [], []
+    for index in range(300):
+        data = photos[index % len(photos)]
+        started = time.perf_counter()
+        pixels = preprocess.model_input(data, 224)
+        middle = time.perf_counter()
+        predictor.predict_pixels(pixels)
+        finished = time.perf_counter()
+        decode.append((middle - started) * 1000)
+        invoke.append((finished - middle) * 1000)
+        total.append((finished - started) * 1000)
+    print(f"{'raw floor (no HTTP)':28} p50 {statistics.median(total):8.2f} ms  (decode+resize "
+          f"{statistics.median(decode):.2f} ms, LiteRT invoke {statistics.median(invoke):.2f} ms, 1 thread)", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--soak", type=int, default=0)
+    parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
+    parser.add_argument("--skip-peers", action="store_true", help="Measure this system only.")
+    args = parser.parse_args()
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+          flush=True)
+    if not args.skip_prepare:
+        prepare()
+    photos = [path.read_bytes() for path in sorted(SOURCE.glob("*/*.jpg"))[::15]]
+    raw_floor(photos)
+
+    import redis
+
+    for broker in ("redis", "orm"):
+        extra = {"REDIS_URL": REDIS_URL} if broker == "redis" else {}
+        if broker == "redis":
+            redis.Redis.from_url(REDIS_URL).flushdb()
+        env = base_env(**extra)
+        with gunicorn(8101, env, workers=2, threads=8), process(
+            [sys.executable, "manage.py", "qcluster"], env
+        ) as cluster:
+            base = "http://127.0.0.1:8101"
+            wait_ready(f"{base}/healthz")
+            load = Load(system_call(base), photos)
+            load.latency(20)  # warm-up: the workers load the model
+            workers = cluster_worker_pids(cluster.pid)
+            before = rss_mb(workers)
+            latency = load.latency(args.requests)
+            throughput = load.throughput(args.clients, args.seconds)
+            time.sleep(2)
+            not_done, total = jobs_not_done()
+            after = rss_mb(workers)
+            report(f"this system, {broker} broker", latency, throughput,
+                   f"  | jobs {total}, not done {not_done}; worker RSS MB {['%.0f' % m for m in before]} -> "
+                   f"{['%.0f' % m for m in after]}")
+            if broker == "redis" and args.soak:
+                soak(load, workers, args.soak, args.clients)
+
+    if args.skip_peers:
+        return
+    peer_env = base_env(DJANGO_SETTINGS_MODULE="bench.peer_settings")
+    for name, path, workers, count, seconds in (
+        ("sync LiteRT view", "sync-litert", 2, args.requests, args.seconds),
+        ("naive Keras view", "naive-keras", 2, 30, args.seconds),
+        ("seed design (load per request)", "seed", 2, 5, 0),
+    ):
+        with gunicorn(8102, peer_env, workers=workers, threads=1) as server:
+            url = f"http://127.0.0.1:8102/{path}"
+            wait_ready("http://127.0.0.1:8102/sync-litert-warmup-404")
+            load = Load(peer_call(url), photos)
+            load.latency(2)  # warm-up
+            latency = load.latency(count)
+            throughput = load.throughput(args.clients, seconds) if seconds else None
+            memory = sum(rss_mb([int(pid) for pid in subprocess.run(
+                ["pgrep", "-g", str(server.pid)], capture_output=True, text=True).stdout.split()]))
+            report(name, latency, throughput, f"  | gunicorn total RSS {memory:.0f} MB")
+
+
+def soak(load: Load, workers, jobs: int, clients: int):
+    """Push `jobs` more jobs at full speed, sampling the worker processes' memory."""
+    samples = []
+    done = [0]
+    lock = threading.Lock()
+
+    def client(offset):
+        session = requests.Session()
+        index = offset
+        while True:
+            with lock:
+                if done[0] >= jobs:
+                    return
+                done[0] += 1
+            load.call(session, load.photos[index % len(load.photos)])
+            index += clients
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        samples.append(rss_mb(workers))
+        time.sleep(2)
+    elapsed = time.perf_counter() - started
+    flat = [size for sample in samples for size in sample]
+    not_done, total = jobs_not_done()
+    print(f"soak: {jobs} jobs in {elapsed:.0f} s ({jobs / elapsed:.0f}/s); worker RSS MB min {min(flat):.0f} "
+          f"max {max(flat):.0f} first {samples[0]} last {samples[-1]}; jobs {total}, not done {not_done}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
