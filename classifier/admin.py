@@ -12,16 +12,13 @@ from django.views.decorators.http import require_POST
 
 from classifier import selectors, services
 from classifier.models import ModelVersion, PredictionJob
-from dataset.admin import DatasetAdmin
+from classifier.templatetags.classifier_format import percentage
+from dataset.admin import DatasetAdmin, import_report_show
 from dataset.models import Dataset
 
 
 def version_link(version: ModelVersion) -> str:
     return format_html('<a href="{}">{}</a>', reverse("admin:classifier_modelversion_change", args=[version.pk]), version)
-
-
-def percent(value) -> str:
-    return "–" if value is None else f"{value:.1%}"
 
 
 @admin.register(ModelVersion)
@@ -59,14 +56,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Val accuracy")
     def val_accuracy(self, version):
-        return percent((version.metrics.get("val") or {}).get("accuracy"))
+        return percentage((version.metrics.get("val") or {}).get("accuracy"))
 
     @admin.display(description="Test accuracy")
     def test_accuracy_display(self, version):
-        return percent(version.test_accuracy())
+        return percentage(version.test_accuracy())
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        version = get_object_or_404(ModelVersion, pk=object_id)
+        version = self.get_object(request, object_id)
+        if version is None:  # unknown or malformed id: the admin's own "does not exist" page
+            return super().change_view(request, object_id, form_url, extra_context)
         active = selectors.active_version(dataset=version.dataset)
         extra_context = {
             **(extra_context or {}),
@@ -172,25 +171,24 @@ class PredictionJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Confidence")
     def confidence_display(self, job):
-        return percent(job.confidence)
+        return percentage(job.confidence)
 
     @admin.display(description="ms")
     def took_ms(self, job):
-        if job.finished_at is None:
-            return "–"
-        return round((job.finished_at - job.queued_at).total_seconds() * 1000)
+        return job.total_ms() or "–"
+
+    def delete_model(self, request, obj):
+        services.prediction_jobs_delete(jobs=PredictionJob.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        services.prediction_jobs_delete(jobs=queryset)
 
     @admin.action(description="Add to dataset (with the corrected label where feedback gave one)",
                   permissions=["view"])
     def add_to_dataset(self, request, queryset):
         if not request.user.has_perm("dataset.add_datasetimage"):
             raise PermissionDenied
-        report = services.prediction_jobs_add_to_dataset(jobs=queryset.filter(status=PredictionJob.Status.DONE))
-        self.message_user(request, report.summary(), messages.SUCCESS if report.imported else messages.WARNING)
-        for name, existing in report.duplicates:
-            self.message_user(request, f"{name} is already in the dataset as “{existing}”.", messages.WARNING)
-        for _, reason in report.rejected:
-            self.message_user(request, reason, messages.ERROR)
+        import_report_show(self, request, services.prediction_jobs_add_to_dataset(jobs=queryset))
 
 
 admin.site.unregister(Dataset)
@@ -214,10 +212,25 @@ class DatasetWithModelsAdmin(DatasetAdmin):
         return format_html_join(
             "", "<div>{} · {} · test accuracy {}{}</div>",
             (
-                (version_link(v), v.get_status_display(), percent(v.test_accuracy()), " · active" if v.is_active else "")
+                (version_link(v), v.get_status_display(), percentage(v.test_accuracy()), " · active" if v.is_active else "")
                 for v in versions
             ),
         )
+
+    def get_deleted_objects(self, objs, request):
+        """Versions cannot be deleted one by one (their numbers are history), but they go with
+        their dataset: deleting the dataset needs no separate permission for them."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(ModelVersion._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        services.datasets_classifier_data_delete(datasets=Dataset.objects.filter(pk=obj.pk))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        services.datasets_classifier_data_delete(datasets=queryset)
+        super().delete_queryset(request, queryset)
 
     @admin.action(description="Retrain: train a new model version", permissions=["change"])
     def retrain(self, request, queryset):

@@ -16,7 +16,9 @@ from ninja.files import UploadedFile
 
 from classifier import notifications, selectors, services
 from classifier.models import PredictionJob
+from dataset.services import human_size
 
+FAILED_ANSWER = "The model could not answer for this photo; send it again, or another one."
 api = NinjaAPI(
     title="Coffee Classifier",
     version="1",
@@ -83,6 +85,10 @@ def session_key(request: HttpRequest) -> str:
     return request.session.session_key or ""
 
 
+def no_dataset(slug: str) -> str:
+    return f"There is no dataset “{slug or settings.DEFAULT_DATASET_SLUG}”."
+
+
 def job_or_404(job_id: str) -> PredictionJob:
     """Ids are UUIDs; anything else names no job, so it is a 404 like an unknown one."""
     try:
@@ -93,7 +99,6 @@ def job_or_404(job_id: str) -> PredictionJob:
 
 
 def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
-    finished = job.status in (PredictionJob.Status.DONE, PredictionJob.Status.FAILED)
     return {
         "id": job.pk,
         "status": job.status,
@@ -102,13 +107,14 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
         "probabilities": job.probabilities or {},
         "version": job.model_version.number if job.model_version_id else None,
         "heatmap": job.heatmap or [],
-        "error": job.error or None,
+        # the stored error is for curators (admin, logs); the public answer is a sentence
+        "error": FAILED_ANSWER if job.status == PredictionJob.Status.FAILED else None,
         "queued_at": job.queued_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "preprocess_ms": job.preprocess_ms,
         "inference_ms": job.inference_ms,
-        "total_ms": round((job.finished_at - job.queued_at).total_seconds() * 1000, 1) if finished else None,
+        "total_ms": job.total_ms(),
         "feedback": job.feedback or None,
         "image_url": request.build_absolute_uri(reverse("prediction-image", args=[job.pk])),
     }
@@ -119,9 +125,12 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
     """Queue a photo (multipart field `image`). Answers 202 with the job's id and URL."""
     if len(request.FILES.getlist("image")) != 1:
         return Status(400, {"detail": "Send exactly one file in the field “image”."})
+    if image.size > settings.MAX_UPLOAD_BYTES:  # refused before it is read into memory
+        return Status(400, {"detail": f"“{image.name}” is {human_size(image.size)}; the limit is "
+                                      f"{human_size(settings.MAX_UPLOAD_BYTES)}."})
     target = selectors.prediction_dataset(slug=dataset or None)
     if target is None:
-        return Status(404, {"detail": f"There is no dataset “{dataset or settings.DEFAULT_DATASET_SLUG}”."})
+        return Status(404, {"detail": no_dataset(dataset)})
     try:
         job = services.prediction_job_create(
             dataset=target, data=image.read(), name=image.name or "", session_key=session_key(request)
@@ -166,10 +175,10 @@ def model_active(request, dataset: str = ""):
     """The version that answers predictions now."""
     target = selectors.prediction_dataset(slug=dataset or None)
     if target is None:
-        return Status(404, {"detail": f"There is no dataset “{dataset or settings.DEFAULT_DATASET_SLUG}”."})
+        return Status(404, {"detail": no_dataset(dataset)})
     version = selectors.active_version(dataset=target)
     if version is None:
-        return Status(503, {"detail": f"No model answers for “{target}” yet: a curator must train and activate one."})
+        return Status(503, {"detail": str(services.NoActiveModel(target))})
     return Status(200, {
         "dataset": target.slug, "version": version.number, "backbone": version.backbone, "labels": version.labels,
         "threshold": version.threshold, "test_accuracy": version.test_accuracy(),

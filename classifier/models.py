@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from dataset.models import Dataset
 
@@ -81,9 +82,12 @@ class PredictionJob(models.Model):
     probabilities = models.JSONField(default=dict, blank=True)
     heatmap = models.JSONField(default=list, blank=True, help_text="Class activation map of the answer, 0..1.")
     model_version = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="prediction_jobs"
+        ModelVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="prediction_jobs"
     )
     queued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When it was last handed to the broker; requeue_stale looks at this, never at queued_at.
+    enqueued_at = models.DateTimeField(default=timezone.now, db_index=True)
+    requeues = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     preprocess_ms = models.FloatField(null=True, blank=True)
@@ -103,3 +107,9 @@ class PredictionJob(models.Model):
 
     def __str__(self):
         return f"{self.pk} ({self.status})"
+
+    def total_ms(self) -> float | None:
+        """From upload to answer, as the person who sent the photo waited for it."""
+        if self.finished_at is None:
+            return None
+        return round((self.finished_at - self.queued_at).total_seconds() * 1000, 1)

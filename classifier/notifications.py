@@ -48,7 +48,7 @@ def job_wait(job_id, *, seconds: float, finished: Callable[[], bool]) -> None:
     if settings.REDIS_URL:
         remaining = deadline - time.monotonic()
         if remaining > 0 and redis_client().blpop([key(job_id)], timeout=remaining):
-            redis_client().rpush(key(job_id), 1)  # leave the mark for any other request waiting on it
+            job_finished(job_id)  # put the mark back, with its expiry, for any other request waiting
         return
     started, interval = time.monotonic(), FAST_POLL_SECONDS
     while time.monotonic() < deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from classifier.ml.embeddings import Example
 from classifier.models import ModelVersion, PredictionJob
 from dataset.models import Dataset, DatasetImage
 
+logger = logging.getLogger(__name__)
 TRAINING_SPLITS = (DatasetImage.Split.TRAIN, DatasetImage.Split.VAL, DatasetImage.Split.TEST)
 
 
@@ -158,16 +160,18 @@ def health() -> dict:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as error:
-        report["database"] = f"error: {error}"
+    except Exception:
+        logger.exception("Health check: the database does not answer")
+        report["database"] = "error"
     try:
         from django_q.brokers import get_broker
 
         broker = get_broker()
         broker.ping()
         report["queue_depth"] = broker.queue_size()
-    except Exception as error:
-        report["broker"] = f"error: {error}"
+    except Exception:
+        logger.exception("Health check: the broker does not answer")
+        report["broker"] = "error"
     if report["database"] == "ok":
         report["active_versions"] = {
             version.dataset.slug: version.number

@@ -3,6 +3,7 @@ at module level; `model_version_train` reaches it through classifier.ml when a t
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -11,8 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.core.files.base import ContentFile
-from django.db.models import F, Max, Q
+from django.db.models import F, Max
 from django.utils import timezone
 
 from classifier import notifications, selectors
@@ -20,9 +20,17 @@ from classifier.ml.backbones import BACKBONES, WeightsUnavailable
 from classifier.ml.train import NotTrainable, TrainSettings, training_data_check
 from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
-from dataset.models import Dataset, DatasetImage
-from dataset.services import DuplicateImage, ImportReport, dataset_image_create, image_validate
+from dataset.models import Dataset, DatasetImage, Label
+from dataset.services import (
+    ImportCandidate,
+    ImportReport,
+    dataset_images_import,
+    file_and_row_save,
+    image_validate,
+    rows_delete_with_files,
+)
 
+logger = logging.getLogger(__name__)
 TRAINING_TASK = "classifier.tasks.train_model_version"
 PROGRESS_INTERVAL_SECONDS = 0.5
 
@@ -60,11 +68,11 @@ def model_version_request(
             created_by=user if user is not None and user.is_authenticated else None,
         )
         if enqueue:
-            transaction.on_commit(lambda: enqueue_training(version.pk))
+            transaction.on_commit(lambda: model_version_enqueue(version_id=version.pk))
     return version
 
 
-def enqueue_training(version_id: int) -> None:
+def model_version_enqueue(*, version_id: int) -> None:
     from django_q.tasks import async_task
 
     async_task(TRAINING_TASK, version_id, cluster=settings.TRAINING_CLUSTER, task_name=f"train-version-{version_id}")
@@ -84,7 +92,7 @@ def model_version_train(
     version.refresh_from_db()
     if version.status in (ModelVersion.Status.READY, ModelVersion.Status.FAILED):
         return version
-    directory = Path(settings.MEDIA_ROOT) / version.artifact_dir
+    directory = selectors.artifact_path(version=version)
     shutil.rmtree(directory, ignore_errors=True)
     started = time.perf_counter()
     ModelVersion.objects.filter(pk=version.pk).update(
@@ -112,9 +120,9 @@ def model_version_train(
             on_progress=progress,
         )
     except (NotTrainable, WeightsUnavailable, ParityError, OSError, ValueError) as error:
-        return training_failed(version, directory, str(error), started)
+        return model_version_fail(version=version, message=str(error), started=started)
     except Exception as error:  # a bug must still leave a failed version, not one training forever
-        training_failed(version, directory, f"{type(error).__name__}: {error}", started)
+        model_version_fail(version=version, message=f"{type(error).__name__}: {error}", started=started)
         raise
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
@@ -130,12 +138,13 @@ def model_version_train(
     return version
 
 
-def training_failed(version: ModelVersion, directory: Path, message: str, started: float) -> ModelVersion:
-    shutil.rmtree(directory, ignore_errors=True)
+def model_version_fail(*, version: ModelVersion, message: str, started: float | None) -> ModelVersion:
+    """Record why a training failed and remove what it had written; the active version stays."""
+    shutil.rmtree(selectors.artifact_path(version=version), ignore_errors=True)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.FAILED,
         error=message,
-        training_seconds=round(time.perf_counter() - started, 2),
+        training_seconds=None if started is None else round(time.perf_counter() - started, 2),
         finished_at=timezone.now(),
     )
     version.refresh_from_db()
@@ -159,28 +168,29 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 # ----- predictions: the web side validates, stores and enqueues; a worker answers.
 
 PREDICTION_TASK = "classifier.tasks.predict"
+WAITING = (PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING)
 
 
 class NoActiveModel(Exception):
     """Nothing can answer for this dataset yet; the message says who can fix that."""
 
-
-def prediction_job_create(*, dataset: Dataset, data: bytes, name: str = "", session_key: str = "") -> PredictionJob:
-    """Validate and store the photo, create its job and queue it once the row is committed."""
-    if selectors.active_version(dataset=dataset) is None:
-        raise NoActiveModel(
+    def __init__(self, dataset: Dataset):
+        super().__init__(
             f"No model answers for “{dataset}” yet: a curator must train and activate a version in the admin."
         )
+
+
+def prediction_job_create(*, dataset: Dataset, data: bytes, name: str = "", session_key: str = "") -> PredictionJob:
+    """Validate and store the photo, create its job and queue it once the row is committed.
+
+    If queueing fails (broker down), the job is kept and `requeue_stale` sends it later.
+    """
+    if selectors.active_version(dataset=dataset) is None:
+        raise NoActiveModel(dataset)
     valid = image_validate(data=data, name=name)
     job = PredictionJob(dataset=dataset, image_format=valid.image_format, session_key=session_key or "")
-    job.image.save(f"upload.{valid.extension}", ContentFile(valid.data), save=False)
-    try:
-        with transaction.atomic():
-            job.save(force_insert=True)
-            transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk))
-    except BaseException:
-        job.image.delete(save=False)
-        raise
+    file_and_row_save(instance=job, file=job.image, name=f"upload.{valid.extension}", data=valid.data)
+    transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk), robust=True)
     return job
 
 
@@ -222,53 +232,45 @@ def predictor_for(*, version: ModelVersion) -> Predictor:
 def prediction_job_run(*, job_id) -> PredictionJob | None:
     """Answer one job. Safe to run twice: only a queued or running job is claimed, and only
     the run that still finds it running writes the answer, in one update with its result."""
-    claimed = PredictionJob.objects.filter(
-        pk=job_id, status__in=(PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING)
-    ).update(status=PredictionJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
+    claimed = PredictionJob.objects.filter(pk=job_id, status__in=WAITING).update(
+        status=PredictionJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
     if not claimed:
         return None
     job = PredictionJob.objects.select_related("dataset").get(pk=job_id)
     version = selectors.active_version(dataset=job.dataset)
     try:
         if version is None:
-            raise NoActiveModel(f"No model answers for “{job.dataset}”: no version is active.")
+            raise NoActiveModel(job.dataset)
         predictor = predictor_for(version=version)
         with job.image.open("rb") as file:
             prediction = predictor.predict(file.read())
     except Exception as error:  # the job records every failure; it never vanishes
-        return job_finish(job, status=PredictionJob.Status.FAILED, error=f"{type(error).__name__}: {error}")
-    return job_finish(
-        job,
+        logger.exception("Prediction job %s failed", job_id)
+        return prediction_job_finish(job=job, status=PredictionJob.Status.FAILED, error=f"{type(error).__name__}: {error}")
+    return prediction_job_finish(
+        job=job,
         status=PredictionJob.Status.DONE,
         label=prediction.label,
         confidence=prediction.confidence,
         probabilities=prediction.probabilities,
-        heatmap=heatmap_for(prediction.cam, predictor.class_names.index(prediction.label)),
+        heatmap=prediction.heatmap(),
         model_version=version,
         preprocess_ms=round(prediction.preprocess_ms, 3),
         inference_ms=round(prediction.inference_ms, 3),
     )
 
 
-def job_finish(job: PredictionJob, **result) -> PredictionJob:
-    """Write a running job's final state in one update, unless another run already did."""
+def prediction_job_finish(*, job: PredictionJob, **result) -> PredictionJob:
+    """Write a waiting job's final state in one update, unless another run already did."""
     result["finished_at"] = timezone.now()
-    if PredictionJob.objects.filter(pk=job.pk, status=PredictionJob.Status.RUNNING).update(**result):
+    if PredictionJob.objects.filter(pk=job.pk, status__in=WAITING).update(**result):
         for name, value in result.items():
             setattr(job, name, value)
         notifications.job_finished(job.pk)
     else:
         job.refresh_from_db()
     return job
-
-
-def heatmap_for(cam, class_index: int) -> list[list[float]]:
-    """Where the photo speaks for the answer against the other labels, scaled to 0..1."""
-    others = [i for i in range(cam.shape[-1]) if i != class_index]
-    evidence = cam[..., class_index] - cam[..., others].mean(axis=-1)
-    low, high = float(evidence.min()), float(evidence.max())
-    scaled = (evidence - low) / (high - low) if high > low else evidence * 0
-    return [[round(float(value), 3) for value in row] for row in scaled]
 
 
 def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: str = "") -> PredictionJob:
@@ -292,54 +294,81 @@ def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: s
 
 
 def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
-    """Copy answered photos into their dataset: the right label when feedback gave one, else the
-    answer; deduplicated like every import."""
-    report = ImportReport()
-    for job in jobs.select_related("dataset", "feedback_label"):
-        label = job.feedback_label or job.dataset.labels.filter(name=job.label).first()
-        name = f"prediction-{job.pk}.{job.image.name.rsplit('.', 1)[-1]}"
-        try:
-            with job.image.open("rb") as file:
-                image = dataset_image_create(
-                    dataset=job.dataset, data=file.read(), name=name, label=label,
-                    source=DatasetImage.Source.FEEDBACK,
-                )
-        except DuplicateImage as duplicate:
-            report.duplicates.append((name, duplicate.existing))
-        except (ValidationError, OSError) as error:
-            report.rejected.append((name, " ".join(getattr(error, "messages", [str(error)]))))
+    """Copy answered photos into their dataset, deduplicated like every import. The label is the
+    one feedback gave for a wrong answer (unlabelled if that label is gone), else the answer."""
+
+    def candidate(job: PredictionJob) -> tuple[ImportCandidate, Label | None]:
+        if job.feedback == PredictionJob.Feedback.WRONG:
+            label = job.feedback_label
         else:
-            report.imported.append(image)
+            label = job.dataset.labels.filter(name=job.label).first()
+        name = f"prediction-{job.pk}.{job.image.name.rsplit('.', 1)[-1]}"
+        return ImportCandidate(name=name, label_name=None, read=lambda: job.image.read()), label
+
+    report = ImportReport()
+    for job in jobs.filter(status=PredictionJob.Status.DONE).select_related("dataset", "feedback_label"):
+        import_candidate, label = candidate(job)
+        report.merge(dataset_images_import(
+            dataset=job.dataset, candidates=[import_candidate], default_label=label,
+            source=DatasetImage.Source.FEEDBACK,
+        ))
     return report
 
 
 def prediction_jobs_requeue_stale(*, older_than_seconds: float) -> dict[str, int]:
-    """Queue again the jobs a broker lost or a dead worker left; fail those out of attempts."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
-    stale = PredictionJob.objects.filter(
-        Q(status=PredictionJob.Status.QUEUED, queued_at__lt=cutoff)
-        | Q(status=PredictionJob.Status.RUNNING, started_at__lt=cutoff)
-    )
-    exhausted = stale.filter(attempts__gte=settings.PREDICTION_MAX_ATTEMPTS).update(
-        status=PredictionJob.Status.FAILED,
-        error=f"Gave up after {settings.PREDICTION_MAX_ATTEMPTS} attempts.",
-        finished_at=timezone.now(),
-    )
-    requeued = 0
-    for job_id in stale.filter(attempts__lt=settings.PREDICTION_MAX_ATTEMPTS).values_list("pk", flat=True):
-        # reset the clock so the next sweep waits for this attempt
-        PredictionJob.objects.filter(pk=job_id).update(queued_at=timezone.now())
-        prediction_enqueue(job_id=job_id)
-        requeued += 1
-    return {"requeued": requeued, "failed": exhausted}
+    """Queue again the waiting jobs whose last queueing is older than the limit (lost by a broker,
+    or left by a dead worker); fail, and tell their waiters, those sent too often already."""
+    now = timezone.now()
+    cutoff = now - timezone.timedelta(seconds=older_than_seconds)
+    counts = {"requeued": 0, "failed": 0}
+    for job_id, requeues in PredictionJob.objects.filter(status__in=WAITING, enqueued_at__lt=cutoff).values_list(
+        "pk", "requeues"
+    ):
+        still_stale = PredictionJob.objects.filter(pk=job_id, status__in=WAITING, enqueued_at__lt=cutoff)
+        if 1 + requeues >= settings.PREDICTION_MAX_ATTEMPTS:
+            if still_stale.update(
+                status=PredictionJob.Status.FAILED, finished_at=now,
+                error=f"Gave up after sending it {1 + requeues} times without an answer.",
+            ):
+                notifications.job_finished(job_id)
+                counts["failed"] += 1
+        elif still_stale.update(enqueued_at=now, requeues=F("requeues") + 1):
+            try:
+                prediction_enqueue(job_id=job_id)
+            except Exception:  # the broker is down: the next sweep tries again
+                logger.exception("Could not queue prediction job %s again", job_id)
+            else:
+                counts["requeued"] += 1
+    return counts
+
+
+def prediction_jobs_delete(*, jobs) -> int:
+    """Delete finished jobs and, once that is committed, their photos (waiting ones are kept)."""
+    return rows_delete_with_files(queryset=jobs.exclude(status__in=WAITING), field="image")
 
 
 def prediction_jobs_purge(*, older_than_days: float) -> int:
-    """Delete jobs older than the given age and their photos."""
     cutoff = timezone.now() - timezone.timedelta(days=older_than_days)
-    jobs = PredictionJob.objects.filter(queued_at__lt=cutoff)
-    names = list(jobs.values_list("image", flat=True))
-    count, _ = jobs.delete()
-    storage = PredictionJob._meta.get_field("image").storage
-    transaction.on_commit(lambda: [storage.delete(name) for name in names if name])
-    return count
+    return prediction_jobs_delete(jobs=PredictionJob.objects.filter(queued_at__lt=cutoff))
+
+
+def model_versions_fail_stale(*, older_than_seconds: float) -> int:
+    """Fail trainings still "training" past the limit: their worker was killed (timeout, memory)
+    before it could say so, and their page would otherwise wait forever."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    stale = list(ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING, started_at__lt=cutoff))
+    for version in stale:
+        model_version_fail(
+            version=version, message=f"The training stopped without a result within {older_than_seconds:.0f} s "
+            "(its worker was stopped: timeout or memory). Start a new one.", started=None,
+        )
+    return len(stale)
+
+
+def datasets_classifier_data_delete(*, datasets) -> None:
+    """Before datasets go: their prediction jobs with photos, their versions with artifacts."""
+    rows_delete_with_files(queryset=PredictionJob.objects.filter(dataset__in=datasets), field="image")
+    versions = ModelVersion.objects.filter(dataset__in=datasets)
+    directories = [selectors.artifact_path(version=version) for version in versions]
+    versions.delete()
+    transaction.on_commit(lambda: [shutil.rmtree(directory, ignore_errors=True) for directory in directories])

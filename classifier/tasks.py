@@ -16,3 +16,4 @@ def predict(job_id: str) -> None:
 
 def requeue_stale() -> None:
     services.prediction_jobs_requeue_stale(older_than_seconds=settings.PREDICTION_STALE_SECONDS)
+    services.model_versions_fail_stale(older_than_seconds=settings.TRAINING_TIMEOUT + 60)

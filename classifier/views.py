@@ -2,7 +2,7 @@
 
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from classifier import selectors
@@ -27,6 +27,7 @@ def index(request):
     return render(request, "classifier/index.html", context, status=200 if version else 503)
 
 
+@cache_control(private=True, max_age=3600)
 @require_GET
 def prediction_image(request, job_id):
     """The uploaded photo, to the session that sent it (or staff), never as anything executable."""

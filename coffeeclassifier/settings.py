@@ -221,11 +221,12 @@ DEMO_DATASET_SLUG = "coffee"
 ML_CACHE_DIR = Path(os.environ.get("ML_CACHE_DIR", VAR_DIR / "cache"))
 # Trainings run on their own queue cluster, so a long training never delays predictions.
 TRAINING_CLUSTER = "training"
+TRAINING_TIMEOUT = env_int("TRAINING_TIMEOUT", 3600)
 Q_CLUSTER["ALT_CLUSTERS"] = {
     TRAINING_CLUSTER: {
         "workers": 1,
-        "timeout": env_int("TRAINING_TIMEOUT", 3600),
-        "retry": env_int("TRAINING_TIMEOUT", 3600) + 60,
+        "timeout": TRAINING_TIMEOUT,
+        "retry": TRAINING_TIMEOUT + 60,
         "max_attempts": 1,
         # A fresh process per training returns TensorFlow's memory to the system.
         "recycle": 1,

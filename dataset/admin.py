@@ -20,6 +20,23 @@ THUMBNAIL_SIDE = 96
 PREVIEW_SIDE = 640
 
 
+def import_report_show(model_admin, request, report) -> None:
+    """The summary, then each duplicate (linked to the image that has it) and each refusal."""
+    level = messages.SUCCESS if report.imported else messages.WARNING
+    model_admin.message_user(request, report.summary(), level)
+    for name, existing in report.duplicates:
+        model_admin.message_user(
+            request,
+            format_html(
+                "“{}” is already in the dataset as <a href=\"{}\">“{}”</a> (image #{}); not added again.",
+                name, reverse("admin:dataset_datasetimage_change", args=[existing.pk]), existing, existing.pk,
+            ),
+            messages.WARNING,
+        )
+    for _, reason in report.rejected:
+        model_admin.message_user(request, reason, messages.ERROR)
+
+
 class LabelInline(admin.TabularInline):
     model = Label
     extra = 1
@@ -216,29 +233,28 @@ class DatasetImageAdmin(admin.ModelAdmin):
             raise PermissionDenied
         return image
 
-    def image_response(self, content: bytes, content_type: str, image: DatasetImage) -> HttpResponse:
+    def image_response(self, content: bytes, content_type: str) -> HttpResponse:
         response = HttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = "inline"
-        response["ETag"] = f'"{image.sha256}"'
         return response
 
     @method_decorator(cache_control(private=True, max_age=86400))
     def thumbnail_view(self, request, pk):
         image = self.image_or_404(request, pk)
         with image.file.open("rb") as file:
-            return self.image_response(thumbnail_jpeg(file.read(), side=THUMBNAIL_SIDE), "image/jpeg", image)
+            return self.image_response(thumbnail_jpeg(file.read(), side=THUMBNAIL_SIDE), "image/jpeg")
 
     @method_decorator(cache_control(private=True, max_age=86400))
     def preview_view(self, request, pk):
         image = self.image_or_404(request, pk)
         with image.file.open("rb") as file:
-            return self.image_response(thumbnail_jpeg(file.read(), side=PREVIEW_SIDE), "image/jpeg", image)
+            return self.image_response(thumbnail_jpeg(file.read(), side=PREVIEW_SIDE), "image/jpeg")
 
     @method_decorator(cache_control(private=True, max_age=86400))
     def original_view(self, request, pk):
         image = self.image_or_404(request, pk)
         with image.file.open("rb") as file:
-            return self.image_response(file.read(), services.CONTENT_TYPES[image.image_format], image)
+            return self.image_response(file.read(), services.CONTENT_TYPES[image.image_format])
 
     # ----- adding images: one import page for a single photo, many photos or a zip
 
@@ -254,7 +270,7 @@ class DatasetImageAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             report = self.run_import(request, form)
             if report is not None:
-                self.report_import(request, report)
+                import_report_show(self, request, report)
                 return HttpResponseRedirect(
                     reverse("admin:dataset_datasetimage_changelist") + f"?dataset__id__exact={form.cleaned_data['dataset'].pk}"
                 )
@@ -286,21 +302,6 @@ class DatasetImageAdmin(admin.ModelAdmin):
             split=data["split"],
             source=DatasetImage.Source.UPLOAD,
         )
-
-    def report_import(self, request, report):
-        level = messages.SUCCESS if report.imported else messages.WARNING
-        self.message_user(request, report.summary(), level)
-        for name, existing in report.duplicates:
-            self.message_user(
-                request,
-                format_html(
-                    "“{}” is already in the dataset as <a href=\"{}\">“{}”</a> (image #{}); not added again.",
-                    name, reverse("admin:dataset_datasetimage_change", args=[existing.pk]), existing, existing.pk,
-                ),
-                messages.WARNING,
-            )
-        for _, reason in report.rejected:
-            self.message_user(request, reason, messages.ERROR)
 
     # ----- bulk actions: an intermediate page where the action needs a choice
 

@@ -49,7 +49,8 @@ class DatasetImage(models.Model):
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
     label = models.ForeignKey(
-        Label, on_delete=models.PROTECT, null=True, blank=True, related_name="images",
+        # RESTRICT: a label in use cannot be deleted alone, but goes with its dataset
+        Label, on_delete=models.RESTRICT, null=True, blank=True, related_name="images",
         help_text="Empty means unlabelled: the image is kept but not used for training.",
     )
     file = models.FileField(upload_to=image_upload_to, max_length=255)

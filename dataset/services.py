@@ -213,20 +213,34 @@ def dataset_image_create(
         split=split_for_content(valid.sha256) if split == AUTO_SPLIT else split,
         source=source,
     )
-    image.file.save(f"upload.{valid.extension}", ContentFile(valid.data), save=False)
     try:
-        with transaction.atomic():
-            image.save()
+        file_and_row_save(instance=image, file=image.file, name=f"upload.{valid.extension}", data=valid.data)
     except IntegrityError:
-        image.file.delete(save=False)
         existing = selectors.dataset_image_by_sha256(dataset=dataset, sha256=valid.sha256)
         if existing is None:
             raise
         raise DuplicateImage(existing=existing, name=name) from None
-    except BaseException:
-        image.file.delete(save=False)
-        raise
     return image
+
+
+def file_and_row_save(*, instance, file, name: str, data: bytes) -> None:
+    """Write the file, then insert the row; if the row fails, the file goes too (never one alone)."""
+    file.save(name, ContentFile(data), save=False)
+    try:
+        with transaction.atomic():
+            instance.save(force_insert=True)
+    except BaseException:
+        file.delete(save=False)
+        raise
+
+
+def rows_delete_with_files(*, queryset, field: str) -> int:
+    """Delete rows, then their files once the deletion is committed (never a row without a file)."""
+    names = list(queryset.values_list(field, flat=True))
+    count, _ = queryset.delete()
+    storage = queryset.model._meta.get_field(field).storage
+    transaction.on_commit(lambda: [storage.delete(name) for name in names if name])
+    return count
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,12 @@ class ImportReport:
     imported: list[DatasetImage] = field(default_factory=list)
     duplicates: list[tuple[str, DatasetImage]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def merge(self, other: "ImportReport") -> "ImportReport":
+        self.imported += other.imported
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        return self
 
     def summary(self) -> str:
         return (
@@ -356,9 +376,4 @@ def dataset_images_resplit(
 
 
 def dataset_images_delete(*, images: QuerySet[DatasetImage]) -> int:
-    """Delete rows, then their files once the deletion is committed (never a row without a file)."""
-    names = list(images.values_list("file", flat=True))
-    count, _ = images.delete()
-    storage = DatasetImage._meta.get_field("file").storage
-    transaction.on_commit(lambda: [storage.delete(name) for name in names if name])
-    return count
+    return rows_delete_with_files(queryset=images, field="file")

@@ -26,6 +26,8 @@ DOCUMENT_SUFFIXES = (".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".yaml", ".
 def is_skipped(parts: Iterable[str]) -> bool:
     """Hidden files, what operating systems add to archives, and notes are noise, not rejects."""
     parts = list(parts)
+    if not parts:  # a member named "." or "/": nothing to import
+        return True
     return parts[-1].lower().endswith(DOCUMENT_SUFFIXES) or any(
         (part.startswith(".") and part != "..") or part in SKIPPED_NAMES for part in parts
     )

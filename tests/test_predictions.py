@@ -182,35 +182,59 @@ def test_a_session_sees_only_its_own_photos(client, active_model):
     assert client.get(reverse("prediction-image", args=[theirs])).status_code == 404
 
 
-def test_requeue_stale_sends_lost_jobs_again_and_gives_up_after_the_attempts(active_model, settings,
-                                                                             django_capture_on_commit_callbacks):
-    lost = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())  # never enqueued: on_commit
+def test_requeue_stale_sends_lost_jobs_again_and_gives_up_after_the_attempts(active_model, settings):
+    lost = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())  # on_commit never ran
     tired = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("rocket"))
+    fresh = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("chelsea"))
     long_ago = timezone.now() - datetime.timedelta(minutes=10)
-    PredictionJob.objects.filter(pk=lost.pk).update(queued_at=long_ago)
+    PredictionJob.objects.filter(pk=lost.pk).update(enqueued_at=long_ago)
     PredictionJob.objects.filter(pk=tired.pk).update(
-        status="running", started_at=long_ago, attempts=settings.PREDICTION_MAX_ATTEMPTS
+        status="running", enqueued_at=long_ago, requeues=settings.PREDICTION_MAX_ATTEMPTS - 1
     )
     out = io.StringIO()
     call_command("requeue_stale", stdout=out)
-    assert "1 jobs queued again, 1 failed after too many attempts." in out.getvalue()
+    assert out.getvalue().startswith("1 jobs queued again, 1 failed after too many attempts")
     tired.refresh_from_db()
-    assert tired.status == "failed" and "Gave up after" in tired.error
+    assert tired.status == "failed" and "Gave up after sending it 3 times" in tired.error
     lost.refresh_from_db()
-    assert lost.status == "queued" and lost.queued_at > long_ago
+    assert (lost.status, lost.requeues, lost.queued_at) == ("queued", 1, PredictionJob.objects.get(pk=lost.pk).queued_at)
+    assert lost.enqueued_at > long_ago and lost.queued_at < lost.enqueued_at  # the upload time is kept
+    fresh.refresh_from_db()
+    assert fresh.requeues == 0
     out = io.StringIO()
-    call_command("requeue_stale", stdout=out)  # the fresh attempt is not stale yet
+    call_command("requeue_stale", stdout=out)  # the new attempt is not stale yet
     assert out.getvalue().startswith("0 jobs queued again")
+    services.prediction_job_run(job_id=lost.pk)
+    assert PredictionJob.objects.get(pk=lost.pk).status == "done"
 
 
-def test_purge_removes_old_jobs_and_their_photos(active_model, media_root, django_capture_on_commit_callbacks):
+def test_a_training_whose_worker_was_stopped_is_marked_failed(small_dataset, settings, media_root):
+    version = services.model_version_request(dataset=small_dataset, enqueue=False)
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status="training", started_at=timezone.now() - datetime.timedelta(seconds=settings.TRAINING_TIMEOUT + 120)
+    )
+    out = io.StringIO()
+    call_command("requeue_stale", stdout=out)
+    assert "1 stopped trainings marked failed" in out.getvalue()
+    version.refresh_from_db()
+    assert version.status == "failed" and "Start a new one." in version.error
+
+
+def test_purge_removes_old_finished_jobs_and_their_photos(active_model, media_root,
+                                                           django_capture_on_commit_callbacks):
     old = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+    services.prediction_job_run(job_id=old.pk)
+    old_waiting = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("chelsea"))
     new = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("rocket"))
-    PredictionJob.objects.filter(pk=old.pk).update(queued_at=timezone.now() - datetime.timedelta(days=40))
+    PredictionJob.objects.filter(pk__in=[old.pk, old_waiting.pk]).update(
+        queued_at=timezone.now() - datetime.timedelta(days=40)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         call_command("purge_predictions", "--older-than", "30", stdout=io.StringIO())
-    assert list(PredictionJob.objects.values_list("pk", flat=True)) == [new.pk]
-    assert [path.name for path in (media_root / "predictions").iterdir()] == [new.image.name.split("/")[-1]]
+    assert set(PredictionJob.objects.values_list("pk", flat=True)) == {new.pk, old_waiting.pk}
+    assert sorted(path.name for path in (media_root / "predictions").iterdir()) == sorted(
+        job.image.name.split("/")[-1] for job in (new, old_waiting)
+    )
 
 
 def test_admin_adds_wrongly_classified_photos_to_the_dataset_with_the_right_label(staff_client, active_model):
@@ -224,3 +248,26 @@ def test_admin_adds_wrongly_classified_photos_to_the_dataset_with_the_right_labe
     added = DatasetImage.objects.get(source=DatasetImage.Source.FEEDBACK)
     assert added.label.name == "coffee" and added.dataset == active_model.dataset
     assert DatasetImage.objects.filter(source=DatasetImage.Source.FEEDBACK).count() == 1
+
+
+def test_deleting_a_dataset_removes_its_photos_jobs_and_model_files(staff_client, active_model, media_root,
+                                                                    django_capture_on_commit_callbacks):
+    job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+    services.prediction_job_run(job_id=job.pk)
+    dataset = active_model.dataset
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("admin:dataset_dataset_delete", args=[dataset.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not PredictionJob.objects.exists() and not ModelVersion.objects.exists()
+    assert not DatasetImage.objects.exists()
+    assert not [path for path in media_root.rglob("*") if path.is_file()]
+
+
+def test_a_failed_job_tells_the_public_a_sentence_and_curators_the_detail(client, active_model):
+    job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+    job.image.storage.delete(job.image.name)  # the photo vanished from storage
+    services.prediction_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and "FileNotFoundError" in job.error
+    body = client.get(f"{API}/{job.pk}").json()
+    assert body["status"] == "failed" and body["error"] == "The model could not answer for this photo; send it again, or another one."

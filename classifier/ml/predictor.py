@@ -24,11 +24,20 @@ METADATA_FILE = "metadata.json"
 @dataclass(frozen=True)
 class Prediction:
     label: str
+    class_index: int
     confidence: float
     probabilities: dict[str, float]
     cam: np.ndarray  # (h, w, classes) logits per position of the last feature map
     preprocess_ms: float
     inference_ms: float
+
+    def heatmap(self) -> list[list[float]]:
+        """Where the photo speaks for the answer against the other labels, scaled to 0..1."""
+        others = [i for i in range(self.cam.shape[-1]) if i != self.class_index]
+        evidence = self.cam[..., self.class_index] - self.cam[..., others].mean(axis=-1)
+        low, high = float(evidence.min()), float(evidence.max())
+        scaled = (evidence - low) / (high - low) if high > low else evidence * 0
+        return [[round(float(value), 3) for value in row] for row in scaled]
 
 
 def load_interpreter(model_path: Path, num_threads: int):
@@ -76,6 +85,7 @@ class Predictor:
         index = int(decide(probabilities[None], self.threshold)[0])
         return Prediction(
             label=self.class_names[index],
+            class_index=index,
             confidence=float(probabilities[index]),
             probabilities={name: float(p) for name, p in zip(self.class_names, probabilities)},
             cam=cam,

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -20,7 +21,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path, help="Photos, or folders searched recursively.")
-        parser.add_argument("--dataset", default="coffee", help="Dataset slug (default: coffee).")
+        parser.add_argument(
+            "--dataset", default=settings.DEFAULT_DATASET_SLUG,
+            help=f"Dataset slug (default: {settings.DEFAULT_DATASET_SLUG}).",
+        )
         parser.add_argument(
             "--version", type=int, dest="model_version_number", help="Version number (default: the active one)."
         )
