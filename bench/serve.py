@@ -46,7 +46,14 @@ def base_env(**extra) -> dict:
         "MEDIA_ROOT": str(SCRATCH / "media"),
         "ML_CACHE_DIR": str(SCRATCH / "cache"),
         "KERAS_HOME": os.environ.get("KERAS_HOME", str(ROOT.parent / "shared" / "keras")),
-        "DEBUG": "1",
+        # production settings: DEBUG off (no query log), plain HTTP on loopback
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_HSTS_SECONDS": "0",
         "BENCH_DATASET": "bench",
         "DEFAULT_DATASET_SLUG": "bench",
         "Q_RECYCLE": "1000000",  # measure memory as it is, not as recycling hides it
@@ -242,7 +249,9 @@ def main():
     args = parser.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
           flush=True)
-    if not args.skip_prepare:
+    if args.skip_prepare:
+        manage("migrate", "--noinput")
+    else:
         prepare()
     photos = [path.read_bytes() for path in sorted(SOURCE.glob("*/*.jpg"))[::15]]
     raw_floor(photos)

@@ -305,7 +305,13 @@ class DatasetImageAdmin(admin.ModelAdmin):
 
     # ----- bulk actions: an intermediate page where the action needs a choice
 
-    def action_form_page(self, request, queryset, *, action, form, title, button):
+    def form_action(self, request, queryset, *, form_class, action, title, button, apply, **form_kwargs):
+        """Show `form_class` for the selected images; once submitted and valid, `apply` its data
+        (it calls one service and returns the sentence to show)."""
+        form = form_class(request.POST if "apply" in request.POST else None, **form_kwargs)
+        if form.is_valid():
+            self.message_user(request, apply(form.cleaned_data))
+            return None
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -318,47 +324,41 @@ class DatasetImageAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/dataset/datasetimage/action_form.html", context)
 
-    def single_dataset(self, request, queryset):
+    @admin.action(description="Set label…", permissions=["change"])
+    def set_label(self, request, queryset):
         datasets = list(Dataset.objects.filter(images__in=queryset).distinct()[:2])
         if len(datasets) != 1:
             self.message_user(request, "Select images of one dataset to set their label.", messages.ERROR)
             return None
-        return datasets[0]
 
-    @admin.action(description="Set label…", permissions=["change"])
-    def set_label(self, request, queryset):
-        dataset = self.single_dataset(request, queryset)
-        if dataset is None:
-            return None
-        form = SetLabelForm(request.POST if "apply" in request.POST else None, dataset=dataset)
-        if form.is_valid():
-            count = services.dataset_images_relabel(images=queryset, label=form.cleaned_data["label"])
-            self.message_user(request, f"{count} images now labelled {form.cleaned_data['label'] or 'unlabelled'}.")
-            return None
-        return self.action_form_page(
-            request, queryset, action="set_label", form=form, title="Set the label of these images", button="Set label"
+        def apply(data):
+            count = services.dataset_images_relabel(images=queryset, label=data["label"])
+            return f"{count} images now labelled {data['label'] or 'unlabelled'}."
+
+        return self.form_action(
+            request, queryset, form_class=SetLabelForm, dataset=datasets[0], action="set_label",
+            title="Set the label of these images", button="Set label", apply=apply,
         )
 
     @admin.action(description="Set split…", permissions=["change"])
     def set_split(self, request, queryset):
-        form = SetSplitForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            count = services.dataset_images_set_split(images=queryset, split=form.cleaned_data["split"])
-            self.message_user(request, f"{count} images moved to {form.cleaned_data['split']}.")
-            return None
-        return self.action_form_page(
-            request, queryset, action="set_split", form=form, title="Move these images to a split", button="Set split"
+        def apply(data):
+            count = services.dataset_images_set_split(images=queryset, split=data["split"])
+            return f"{count} images moved to {data['split']}."
+
+        return self.form_action(
+            request, queryset, form_class=SetSplitForm, action="set_split",
+            title="Move these images to a split", button="Set split", apply=apply,
         )
 
     @admin.action(description="Exclude from training…", permissions=["change"])
     def exclude_images(self, request, queryset):
-        form = ExcludeForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            count = services.dataset_images_exclude(images=queryset, reason=form.cleaned_data["reason"])
-            self.message_user(request, f"{count} images excluded from training.")
-            return None
-        return self.action_form_page(
-            request, queryset, action="exclude_images", form=form, title="Exclude these images from training", button="Exclude"
+        def apply(data):
+            return f"{services.dataset_images_exclude(images=queryset, reason=data['reason'])} images excluded from training."
+
+        return self.form_action(
+            request, queryset, form_class=ExcludeForm, action="exclude_images",
+            title="Exclude these images from training", button="Exclude", apply=apply,
         )
 
     @admin.action(description="Include in training", permissions=["change"])
@@ -368,18 +368,17 @@ class DatasetImageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Stratified re-split…", permissions=["change"])
     def resplit(self, request, queryset):
-        form = ResplitForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            data = form.cleaned_data
+        def apply(data):
             counts = services.dataset_images_resplit(
                 images=queryset, train=data["train"] / 100, val=data["val"] / 100, test=data["test"] / 100,
                 seed=data["seed"],
             )
-            self.message_user(request, "Re-split: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + ".")
-            return None
-        return self.action_form_page(
-            request, queryset, action="resplit", form=form,
+            return "Re-split: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + "."
+
+        return self.form_action(
+            request, queryset, form_class=ResplitForm, action="resplit",
             title="Re-split these images, per label, keeping near-duplicates together", button="Re-split",
+            apply=apply,
         )
 
     def delete_model(self, request, obj):
