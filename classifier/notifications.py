@@ -40,20 +40,21 @@ def job_finished(job_id) -> None:
         pipeline.execute()
 
 
-def job_wait(job_id, *, seconds: float, finished: Callable[[], bool]) -> None:
-    """Return once `finished()` is true or `seconds` have passed."""
+def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> None:
+    """Return once the job is finished or `seconds` have passed (the caller saw it waiting).
+
+    With Redis no query is needed: the worker's mark stays for a minute, so one pushed before
+    this call is found at once.
+    """
     deadline = time.monotonic() + seconds
-    if finished() or seconds <= 0:
-        return
     if settings.REDIS_URL:
-        remaining = deadline - time.monotonic()
-        if remaining > 0 and redis_client().blpop([key(job_id)], timeout=remaining):
+        if redis_client().blpop([key(job_id)], timeout=seconds):
             job_finished(job_id)  # put the mark back, with its expiry, for any other request waiting
         return
     started, interval = time.monotonic(), FAST_POLL_SECONDS
     while time.monotonic() < deadline:
         time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
-        if finished():
+        if not still_waiting():
             return
         if time.monotonic() - started > FAST_POLL_FOR_SECONDS:
             interval = min(interval * 2, SLOWEST_POLL_SECONDS)

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from classifier.ml.embeddings import Example
 from classifier.models import ModelVersion, PredictionJob
@@ -184,3 +184,10 @@ def health() -> dict:
         report["last_job_finished"] = last.isoformat() if last else None
     report["ok"] = report["database"] == "ok" and report["broker"] == "ok"
     return report
+
+
+def prediction_job_for_run(*, job_id) -> PredictionJob:
+    """The job with its dataset and, as `active_version_id`, the version that should answer it:
+    one query, since a worker runs this for every job."""
+    active = ModelVersion.objects.filter(dataset=OuterRef("dataset"), is_active=True).values("pk")[:1]
+    return PredictionJob.objects.select_related("dataset").annotate(active_version_id=Subquery(active)).get(pk=job_id)

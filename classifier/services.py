@@ -216,15 +216,16 @@ def shared_broker():
 _predictor: tuple[int, Predictor] | None = None
 
 
-def predictor_for(*, version: ModelVersion) -> Predictor:
+def predictor_for(*, version_id: int) -> Predictor:
     """The process's predictor, loaded once and replaced only when another version is active.
 
     The old interpreter is released before the new one loads, so memory never holds two.
     """
     global _predictor
-    if _predictor is None or _predictor[0] != version.pk:
+    if _predictor is None or _predictor[0] != version_id:
         _predictor = None
-        _predictor = (version.pk, Predictor(selectors.artifact_path(version=version),
+        version = ModelVersion.objects.get(pk=version_id)
+        _predictor = (version_id, Predictor(selectors.artifact_path(version=version),
                                             num_threads=settings.PREDICTOR_THREADS))
     return _predictor[1]
 
@@ -237,12 +238,11 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
     )
     if not claimed:
         return None
-    job = PredictionJob.objects.select_related("dataset").get(pk=job_id)
-    version = selectors.active_version(dataset=job.dataset)
+    job = selectors.prediction_job_for_run(job_id=job_id)
     try:
-        if version is None:
+        if job.active_version_id is None:
             raise NoActiveModel(job.dataset)
-        predictor = predictor_for(version=version)
+        predictor = predictor_for(version_id=job.active_version_id)
         with job.image.open("rb") as file:
             prediction = predictor.predict(file.read())
     except Exception as error:  # the job records every failure; it never vanishes
@@ -255,7 +255,7 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
         confidence=prediction.confidence,
         probabilities=prediction.probabilities,
         heatmap=prediction.heatmap(),
-        model_version=version,
+        model_version_id=job.active_version_id,
         preprocess_ms=round(prediction.preprocess_ms, 3),
         inference_ms=round(prediction.inference_ms, 3),
     )
