@@ -278,8 +278,8 @@ def main():
             not_done, total = jobs_not_done()
             after = rss_mb(workers)
             report(f"this system, {broker} broker", latency, throughput,
-                   f"  | jobs {total}, not done {not_done}; worker RSS MB {['%.0f' % m for m in before]} -> "
-                   f"{['%.0f' % m for m in after]}")
+                   f"  | jobs {total}, not done {not_done}; worker RSS MB {[round(m) for m in before]} -> "
+                   f"{[round(m) for m in after]}")
             if broker == "redis" and args.soak:
                 soak(load, workers, args.soak, args.clients)
 

@@ -80,7 +80,7 @@ def cross_validation(cache_dir: Path, source: Path, folds: int = 5) -> dict:
     labels = np.array([0 if f.parent.name == "coffee" else 1 for f in files])
     order = np.random.default_rng(0).permutation(len(files))
     plain, recipe = [], []
-    for k, test in enumerate(np.array_split(order, folds)):
+    for test in np.array_split(order, folds):
         rest = np.setdiff1d(order, test)
         inner_val, train = rest[: len(rest) // 6], rest[len(rest) // 6 :]
         head = head_fit(vectors[rest, 0], labels[rest], classes=2, l2=1e-4)

@@ -18,7 +18,8 @@ from dataset.models import Dataset
 
 
 def version_link(version: ModelVersion) -> str:
-    return format_html('<a href="{}">{}</a>', reverse("admin:classifier_modelversion_change", args=[version.pk]), version)
+    url = reverse("admin:classifier_modelversion_change", args=[version.pk])
+    return format_html('<a href="{}">{}</a>', url, version)
 
 
 @admin.register(ModelVersion)
@@ -212,7 +213,10 @@ class DatasetWithModelsAdmin(DatasetAdmin):
         return format_html_join(
             "", "<div>{} · {} · test accuracy {}{}</div>",
             (
-                (version_link(v), v.get_status_display(), percentage(v.test_accuracy()), " · active" if v.is_active else "")
+                (
+                    version_link(v), v.get_status_display(), percentage(v.test_accuracy()),
+                    " · active" if v.is_active else "",
+                )
                 for v in versions
             ),
         )

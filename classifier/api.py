@@ -147,12 +147,13 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
 def prediction_get(request, job_id: str, wait: float = 0):
     """A job and, once done, its answer. `wait` (seconds, at most 30) holds the reply until it is."""
     job = job_or_404(job_id)
-    waiting = (PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING)
-    if job.status in waiting and wait > 0:
+    if job.status in PredictionJob.WAITING and wait > 0:
         notifications.job_wait(
             job.pk,
             seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
-            still_waiting=lambda: PredictionJob.objects.filter(pk=job.pk, status__in=waiting).exists(),
+            still_waiting=lambda: PredictionJob.objects.filter(
+                pk=job.pk, status__in=PredictionJob.WAITING
+            ).exists(),
         )
         job = PredictionJob.objects.select_related("model_version").get(pk=job.pk)
     return Status(200, as_prediction(request, job))

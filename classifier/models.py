@@ -67,6 +67,8 @@ class PredictionJob(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    WAITING = (Status.QUEUED, Status.RUNNING)  # not answered yet
+
     class Feedback(models.TextChoices):
         NONE = "", "None"
         CORRECT = "correct", "Correct"

@@ -178,7 +178,7 @@ def health() -> dict:
             for version in ModelVersion.objects.filter(is_active=True).select_related("dataset")
         }
         report["jobs_waiting"] = PredictionJob.objects.filter(
-            status__in=(PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING)
+            status__in=PredictionJob.WAITING
         ).count()
         last = PredictionJob.objects.aggregate(last=Max("finished_at"))["last"]
         report["last_job_finished"] = last.isoformat() if last else None

@@ -113,7 +113,7 @@ def model_version_train(
         outcome = model_train(
             examples=examples,
             class_names=class_names,
-            settings=TrainSettings(**{**version.training_settings, "l2_grid": tuple(version.training_settings["l2_grid"])}),
+            settings=TrainSettings.from_dict(version.training_settings),
             cache_root=Path(settings.ML_CACHE_DIR),
             directory=directory,
             metadata={"dataset": version.dataset.slug, "version": version.number},
@@ -168,7 +168,6 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 # ----- predictions: the web side validates, stores and enqueues; a worker answers.
 
 PREDICTION_TASK = "classifier.tasks.predict"
-WAITING = (PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING)
 
 
 class NoActiveModel(Exception):
@@ -233,7 +232,7 @@ def predictor_for(*, version_id: int) -> Predictor:
 def prediction_job_run(*, job_id) -> PredictionJob | None:
     """Answer one job. Safe to run twice: only a queued or running job is claimed, and only
     the run that still finds it running writes the answer, in one update with its result."""
-    claimed = PredictionJob.objects.filter(pk=job_id, status__in=WAITING).update(
+    claimed = PredictionJob.objects.filter(pk=job_id, status__in=PredictionJob.WAITING).update(
         status=PredictionJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
     )
     if not claimed:
@@ -247,7 +246,8 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
             prediction = predictor.predict(file.read())
     except Exception as error:  # the job records every failure; it never vanishes
         logger.exception("Prediction job %s failed", job_id)
-        return prediction_job_finish(job=job, status=PredictionJob.Status.FAILED, error=f"{type(error).__name__}: {error}")
+        error_text = f"{type(error).__name__}: {error}"
+        return prediction_job_finish(job=job, status=PredictionJob.Status.FAILED, error=error_text)
     return prediction_job_finish(
         job=job,
         status=PredictionJob.Status.DONE,
@@ -264,7 +264,7 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
 def prediction_job_finish(*, job: PredictionJob, **result) -> PredictionJob:
     """Write a waiting job's final state in one update, unless another run already did."""
     result["finished_at"] = timezone.now()
-    if PredictionJob.objects.filter(pk=job.pk, status__in=WAITING).update(**result):
+    if PredictionJob.objects.filter(pk=job.pk, status__in=PredictionJob.WAITING).update(**result):
         for name, value in result.items():
             setattr(job, name, value)
         notifications.job_finished(job.pk)
@@ -321,10 +321,9 @@ def prediction_jobs_requeue_stale(*, older_than_seconds: float) -> dict[str, int
     now = timezone.now()
     cutoff = now - timezone.timedelta(seconds=older_than_seconds)
     counts = {"requeued": 0, "failed": 0}
-    for job_id, requeues in PredictionJob.objects.filter(status__in=WAITING, enqueued_at__lt=cutoff).values_list(
-        "pk", "requeues"
-    ):
-        still_stale = PredictionJob.objects.filter(pk=job_id, status__in=WAITING, enqueued_at__lt=cutoff)
+    stale = PredictionJob.objects.filter(status__in=PredictionJob.WAITING, enqueued_at__lt=cutoff)
+    for job_id, requeues in stale.values_list("pk", "requeues"):
+        still_stale = stale.filter(pk=job_id)
         if 1 + requeues >= settings.PREDICTION_MAX_ATTEMPTS:
             if still_stale.update(
                 status=PredictionJob.Status.FAILED, finished_at=now,
@@ -344,7 +343,7 @@ def prediction_jobs_requeue_stale(*, older_than_seconds: float) -> dict[str, int
 
 def prediction_jobs_delete(*, jobs) -> int:
     """Delete finished jobs and, once that is committed, their photos (waiting ones are kept)."""
-    return rows_delete_with_files(queryset=jobs.exclude(status__in=WAITING), field="image")
+    return rows_delete_with_files(queryset=jobs.exclude(status__in=PredictionJob.WAITING), field="image")
 
 
 def prediction_jobs_purge(*, older_than_days: float) -> int:

@@ -154,7 +154,8 @@ class DatasetImageAdmin(admin.ModelAdmin):
     list_per_page = 60
     actions = ["set_label", "set_split", "exclude_images", "include_images", "resplit"]
     fields = (
-        "preview", "near_duplicates", "dataset", "label", "split", "excluded", "exclusion_reason", "original_name", "source", "size", "image_format", "sha256", "perceptual_hash", "created_at", "updated_at",
+        "preview", "near_duplicates", "dataset", "label", "split", "excluded", "exclusion_reason", "original_name",
+        "source", "size", "image_format", "sha256", "perceptual_hash", "created_at", "updated_at",
     )
     readonly_fields = (
         "preview", "dataset", "near_duplicates", "original_name", "source", "size", "image_format", "sha256",
@@ -272,7 +273,8 @@ class DatasetImageAdmin(admin.ModelAdmin):
             if report is not None:
                 import_report_show(self, request, report)
                 return HttpResponseRedirect(
-                    reverse("admin:dataset_datasetimage_changelist") + f"?dataset__id__exact={form.cleaned_data['dataset'].pk}"
+                    reverse("admin:dataset_datasetimage_changelist")
+                    + f"?dataset__id__exact={form.cleaned_data['dataset'].pk}"
                 )
         context = {
             **self.admin_site.each_context(request),
@@ -354,7 +356,8 @@ class DatasetImageAdmin(admin.ModelAdmin):
     @admin.action(description="Exclude from training…", permissions=["change"])
     def exclude_images(self, request, queryset):
         def apply(data):
-            return f"{services.dataset_images_exclude(images=queryset, reason=data['reason'])} images excluded from training."
+            count = services.dataset_images_exclude(images=queryset, reason=data["reason"])
+            return f"{count} images excluded from training."
 
         return self.form_action(
             request, queryset, form_class=ExcludeForm, action="exclude_images",

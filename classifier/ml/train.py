@@ -38,6 +38,11 @@ class TrainSettings:
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "l2_grid": list(self.l2_grid)}
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainSettings":
+        """The settings a version was recorded with (JSON stores the grid as a list)."""
+        return cls(**{**values, "l2_grid": tuple(values["l2_grid"])})
+
 
 @dataclass
 class TrainOutcome:
