@@ -85,6 +85,14 @@ def session_key(request: HttpRequest) -> str:
     return request.session.session_key or ""
 
 
+def client_address(request: HttpRequest) -> str:
+    """Who sent the request: the proxy's word for it only when settings say a proxy is trusted."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if settings.TRUST_X_FORWARDED_FOR and forwarded:
+        return forwarded.split(",")[-1].strip()
+    return request.META.get("REMOTE_ADDR", "")
+
+
 def no_dataset(slug: str) -> str:
     return f"There is no dataset “{slug or settings.DEFAULT_DATASET_SLUG}”."
 
@@ -120,7 +128,7 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
     }
 
 
-@api.post("/predictions", response={202: Queued, 400: Error, 404: Error, 503: Error})
+@api.post("/predictions", response={202: Queued, 400: Error, 404: Error, 429: Error, 503: Error})
 def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = ""):
     """Queue a photo (multipart field `image`). Answers 202 with the job's id and URL."""
     if len(request.FILES.getlist("image")) != 1:
@@ -133,8 +141,13 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
         return Status(404, {"detail": no_dataset(dataset)})
     try:
         job = services.prediction_job_create(
-            dataset=target, data=image.read(), name=image.name or "", session_key=session_key(request)
+            dataset=target, data=image.read(), name=image.name or "", session_key=session_key(request),
+            client=client_address(request),
         )
+    except services.RateLimited as error:
+        response = api.create_response(request, {"detail": str(error)}, status=429)
+        response["Retry-After"] = str(error.retry_after)
+        return response
     except services.NoActiveModel as error:
         return Status(503, {"detail": str(error)})
     except ValidationError as error:

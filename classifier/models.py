@@ -97,6 +97,7 @@ class PredictionJob(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    client = models.CharField(max_length=64, blank=True, help_text="The sender's address, for the upload rate limit.")
     feedback = models.CharField(max_length=10, choices=Feedback.choices, blank=True, default=Feedback.NONE)
     feedback_label = models.ForeignKey(
         "dataset.Label", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -105,7 +106,7 @@ class PredictionJob(models.Model):
 
     class Meta:
         ordering = ["-queued_at"]
-        indexes = [models.Index(fields=["status", "queued_at"])]
+        indexes = [models.Index(fields=["status", "queued_at"]), models.Index(fields=["client", "queued_at"])]
 
     def __str__(self):
         return f"{self.pk} ({self.status})"

@@ -4,6 +4,7 @@ at module level; `model_version_train` reaches it through classifier.ml when a t
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -179,15 +180,51 @@ class NoActiveModel(Exception):
         )
 
 
-def prediction_job_create(*, dataset: Dataset, data: bytes, name: str = "", session_key: str = "") -> PredictionJob:
+class RateLimited(Exception):
+    """The client sent more photos than the limit allows; `retry_after` says when it may again."""
+
+    def __init__(self, *, limit: int, window: int, retry_after: int):
+        super().__init__(
+            f"Too many photos: at most {limit} every {window} seconds from one address. "
+            f"Try again in {retry_after} s."
+        )
+        self.retry_after = retry_after
+
+
+def prediction_rate_check(*, client: str) -> None:
+    """Refuse a client's upload past PREDICTION_RATE_LIMIT jobs in the last window (0: no limit).
+
+    The jobs themselves are the record, so the limit holds across processes and machines; two
+    uploads racing at the edge may both pass.
+    """
+    limit, window = settings.PREDICTION_RATE_LIMIT, settings.PREDICTION_RATE_WINDOW_SECONDS
+    if not limit or not client:
+        return
+    now = timezone.now()
+    recent = list(
+        PredictionJob.objects.filter(client=client, queued_at__gt=now - timezone.timedelta(seconds=window))
+        .order_by("-queued_at")
+        .values_list("queued_at", flat=True)[:limit]
+    )
+    if len(recent) >= limit:
+        frees_at = recent[-1] + timezone.timedelta(seconds=window)
+        raise RateLimited(limit=limit, window=window, retry_after=max(1, math.ceil((frees_at - now).total_seconds())))
+
+
+def prediction_job_create(
+    *, dataset: Dataset, data: bytes, name: str = "", session_key: str = "", client: str = ""
+) -> PredictionJob:
     """Validate and store the photo, create its job and queue it once the row is committed.
 
     If queueing fails (broker down), the job is kept and `requeue_stale` sends it later.
     """
+    prediction_rate_check(client=client)
     if selectors.active_version(dataset=dataset) is None:
         raise NoActiveModel(dataset)
     valid = image_validate(data=data, name=name)
-    job = PredictionJob(dataset=dataset, image_format=valid.image_format, session_key=session_key or "")
+    job = PredictionJob(
+        dataset=dataset, image_format=valid.image_format, session_key=session_key or "", client=client[:64]
+    )
     file_and_row_save(instance=job, file=job.image, name=f"upload.{valid.extension}", data=valid.data)
     transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk), robust=True)
     return job

@@ -240,3 +240,8 @@ PREDICTION_STALE_SECONDS = env_int("PREDICTION_STALE_SECONDS", 60)
 PREDICTION_MAX_ATTEMPTS = env_int("PREDICTION_MAX_ATTEMPTS", 3)
 PREDICTION_LONG_POLL_MAX_SECONDS = env_int("PREDICTION_LONG_POLL_MAX_SECONDS", 30)
 DEFAULT_DATASET_SLUG = os.environ.get("DEFAULT_DATASET_SLUG", DEMO_DATASET_SLUG)
+# Uploads per client address and window (0: no limit); answered 429 with Retry-After beyond.
+PREDICTION_RATE_LIMIT = env_int("PREDICTION_RATE_LIMIT", 60)
+PREDICTION_RATE_WINDOW_SECONDS = env_int("PREDICTION_RATE_WINDOW_SECONDS", 60)
+# Behind a reverse proxy that sets X-Forwarded-For, its last entry is the client's address.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)

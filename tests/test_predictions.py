@@ -30,8 +30,8 @@ def active_model(small_dataset, keras_home):
     return ModelVersion.objects.get(dataset=small_dataset, is_active=True)
 
 
-def upload(client, data: bytes, name: str = "photo.jpg", **extra):
-    return client.post(API, {"image": SimpleUploadedFile(name, data, "image/jpeg"), **extra})
+def upload(client, data: bytes, name: str = "photo.jpg", **headers):
+    return client.post(API, {"image": SimpleUploadedFile(name, data, "image/jpeg")}, **headers)
 
 
 def run_queued_jobs():
@@ -271,3 +271,19 @@ def test_a_failed_job_tells_the_public_a_sentence_and_curators_the_detail(client
     assert job.status == "failed" and "FileNotFoundError" in job.error
     body = client.get(f"{API}/{job.pk}").json()
     assert body["status"] == "failed" and body["error"] == "The model could not answer for this photo; send it again, or another one."
+
+
+def test_uploads_past_the_rate_limit_get_429_with_retry_after(client, active_model, settings):
+    settings.PREDICTION_RATE_LIMIT, settings.PREDICTION_RATE_WINDOW_SECONDS = 2, 60
+    assert [upload(client, jpeg(name)).status_code for name in ("coffee", "rocket")] == [202, 202]
+    refused = upload(client, jpeg("chelsea"))
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["detail"].startswith("Too many photos: at most 2 every 60 seconds")
+    assert PredictionJob.objects.count() == 2
+    other = Client(REMOTE_ADDR="192.0.2.7")  # another address has its own allowance
+    assert upload(other, jpeg("chelsea")).status_code == 202
+    # a forged X-Forwarded-For counts for nothing unless a proxy is trusted
+    assert upload(client, jpeg("astronaut"), HTTP_X_FORWARDED_FOR="192.0.2.99").status_code == 429
+    settings.TRUST_X_FORWARDED_FOR = True
+    assert upload(client, jpeg("astronaut"), HTTP_X_FORWARDED_FOR="192.0.2.99").status_code == 202
