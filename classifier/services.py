@@ -84,8 +84,9 @@ def model_version_train(
 ) -> ModelVersion:
     """Run the training of a queued version in this process; failures are recorded, not raised.
 
-    Idempotent for the queue: a ready or failed version is left alone, and a version left in
-    "training" by a worker that died starts over from a clean directory.
+    Idempotent for the queue: a ready or failed version is left alone; a version still in
+    "training" when its task arrives again starts over from a clean directory (one whose worker
+    died and is never delivered again is failed by `model_versions_fail_stale`).
     """
     from classifier.ml.export import ParityError
     from classifier.ml.train import model_train
