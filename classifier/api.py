@@ -8,6 +8,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from ninja import File, Form, NinjaAPI, Schema, Status
@@ -85,6 +86,16 @@ def session_key(request: HttpRequest) -> str:
     return request.session.session_key or ""
 
 
+def csrf_refusal(request: HttpRequest) -> str | None:
+    """Requests carrying the session cookie come from the upload page and must carry its CSRF token
+    too, or another site could post in a visitor's name; API clients without cookies have nothing
+    to forge. Returns the reason for a refusal, or None."""
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return None
+    refusal = CsrfViewMiddleware(lambda _: None).process_view(request, None, (), {})
+    return None if refusal is None else "The page's security token is missing or stale; reload the page."
+
+
 def client_address(request: HttpRequest) -> str:
     """Who sent the request: the proxy's word for it only when settings say a proxy is trusted."""
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
@@ -128,9 +139,11 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
     }
 
 
-@api.post("/predictions", response={202: Queued, 400: Error, 404: Error, 429: Error, 503: Error})
+@api.post("/predictions", response={202: Queued, 400: Error, 403: Error, 404: Error, 429: Error, 503: Error})
 def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = ""):
     """Queue a photo (multipart field `image`). Answers 202 with the job's id and URL."""
+    if refusal := csrf_refusal(request):
+        return Status(403, {"detail": refusal})
     if len(request.FILES.getlist("image")) != 1:
         return Status(400, {"detail": "Send exactly one file in the field “image”."})
     if image.size > settings.MAX_UPLOAD_BYTES:  # refused before it is read into memory
@@ -172,9 +185,11 @@ def prediction_get(request, job_id: str, wait: float = 0):
     return Status(200, as_prediction(request, job))
 
 
-@api.post("/predictions/{job_id}/feedback", response={200: Prediction, 400: Error, 404: Error})
+@api.post("/predictions/{job_id}/feedback", response={200: Prediction, 400: Error, 403: Error, 404: Error})
 def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     """Say whether the answer was right; when wrong, name the right label."""
+    if refusal := csrf_refusal(request):
+        return Status(403, {"detail": refusal})
     job = job_or_404(job_id)
     try:
         job = services.prediction_feedback_give(job=job, correct=feedback.correct, label_name=feedback.label or "")

@@ -287,3 +287,18 @@ def test_uploads_past_the_rate_limit_get_429_with_retry_after(client, active_mod
     assert upload(client, jpeg("astronaut"), HTTP_X_FORWARDED_FOR="192.0.2.99").status_code == 429
     settings.TRUST_X_FORWARDED_FOR = True
     assert upload(client, jpeg("astronaut"), HTTP_X_FORWARDED_FOR="192.0.2.99").status_code == 202
+
+
+def test_browser_posts_need_the_pages_csrf_token_and_api_clients_need_no_cookie(active_model):
+    browser = Client(enforce_csrf_checks=True)
+    browser.get("/")  # opens the session and sets the CSRF cookie, as the page does
+    forged = upload(browser, jpeg())
+    assert forged.status_code == 403 and "security token" in forged.json()["detail"]
+    token = browser.cookies["csrftoken"].value
+    assert upload(browser, jpeg(), HTTP_X_CSRFTOKEN=token).status_code == 202
+    job = PredictionJob.objects.get()
+    services.prediction_job_run(job_id=job.pk)
+    feedback = browser.post(f"{API}/{job.pk}/feedback", {"correct": True}, content_type="application/json")
+    assert feedback.status_code == 403
+    api_client = Client(enforce_csrf_checks=True)  # no cookies: a script, not a browser session
+    assert upload(api_client, jpeg("rocket")).status_code == 202
