@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from classifier.ml.embeddings import Example
 from classifier.models import ModelVersion, PredictionJob
 from dataset.models import Dataset, DatasetImage
+from dataset.selectors import file_read
 
 logger = logging.getLogger(__name__)
 TRAINING_SPLITS = (DatasetImage.Split.TRAIN, DatasetImage.Split.VAL, DatasetImage.Split.TEST)
@@ -29,18 +31,13 @@ def training_examples(*, dataset: Dataset) -> tuple[list[Example], list[str]]:
     class_names = sorted({image.label.name for image in images})
     index = {name: position for position, name in enumerate(class_names)}
     examples = [
-        Example(key=image.sha256, read=file_reader(image), label=index[image.label.name], split=image.split)
+        Example(
+            key=image.sha256, read=partial(file_read, file=image.file), label=index[image.label.name],
+            split=image.split,
+        )
         for image in images
     ]
     return examples, class_names
-
-
-def file_reader(image: DatasetImage):
-    def read() -> bytes:
-        with image.file.open("rb") as file:
-            return file.read()
-
-    return read
 
 
 def active_version(*, dataset: Dataset) -> ModelVersion | None:

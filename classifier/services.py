@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 import shutil
 import time
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from classifier.ml.backbones import BACKBONES, WeightsUnavailable
 from classifier.ml.train import NotTrainable, TrainSettings, training_data_check
 from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
-from dataset.models import Dataset, DatasetImage, Label
+from dataset.models import Dataset, DatasetImage
+from dataset.selectors import file_read
 from dataset.services import (
     ImportCandidate,
     ImportReport,
@@ -280,8 +282,7 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
         if job.active_version_id is None:
             raise NoActiveModel(job.dataset)
         predictor = predictor_for(version_id=job.active_version_id)
-        with job.image.open("rb") as file:
-            prediction = predictor.predict(file.read())
+        prediction = predictor.predict(file_read(file=job.image))
     except Exception as error:  # the job records every failure; it never vanishes
         logger.exception("Prediction job %s failed", job_id)
         error_text = f"{type(error).__name__}: {error}"
@@ -335,20 +336,19 @@ def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
     """Copy answered photos into their dataset, deduplicated like every import. The label is the
     one feedback gave for a wrong answer (unlabelled if that label is gone), else the answer."""
 
-    def candidate(job: PredictionJob) -> tuple[ImportCandidate, Label | None]:
+    report = ImportReport()
+    for job in jobs.filter(status=PredictionJob.Status.DONE).select_related("dataset", "feedback_label"):
         if job.feedback == PredictionJob.Feedback.WRONG:
             label = job.feedback_label
         else:
             label = job.dataset.labels.filter(name=job.label).first()
-        name = f"prediction-{job.pk}.{job.image.name.rsplit('.', 1)[-1]}"
-        return ImportCandidate(name=name, label_name=None, read=lambda: job.image.read()), label
-
-    report = ImportReport()
-    for job in jobs.filter(status=PredictionJob.Status.DONE).select_related("dataset", "feedback_label"):
-        import_candidate, label = candidate(job)
+        candidate = ImportCandidate(
+            name=f"prediction-{job.pk}.{job.image.name.rsplit('.', 1)[-1]}",
+            label_name=None,
+            read=partial(file_read, file=job.image),
+        )
         report.merge(dataset_images_import(
-            dataset=job.dataset, candidates=[import_candidate], default_label=label,
-            source=DatasetImage.Source.FEEDBACK,
+            dataset=job.dataset, candidates=[candidate], default_label=label, source=DatasetImage.Source.FEEDBACK,
         ))
     return report
 

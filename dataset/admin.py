@@ -14,6 +14,7 @@ from django.views.decorators.cache import cache_control
 from dataset import selectors, services, sources
 from dataset.forms import ExcludeForm, ImportForm, ResplitForm, SetLabelForm, SetSplitForm
 from dataset.imaging import thumbnail_jpeg
+from dataset.selectors import file_read
 from dataset.models import Dataset, DatasetImage, Label
 
 THUMBNAIL_SIDE = 96
@@ -242,20 +243,17 @@ class DatasetImageAdmin(admin.ModelAdmin):
     @method_decorator(cache_control(private=True, max_age=86400))
     def thumbnail_view(self, request, pk):
         image = self.image_or_404(request, pk)
-        with image.file.open("rb") as file:
-            return self.image_response(thumbnail_jpeg(file.read(), side=THUMBNAIL_SIDE), "image/jpeg")
+        return self.image_response(thumbnail_jpeg(file_read(file=image.file), side=THUMBNAIL_SIDE), "image/jpeg")
 
     @method_decorator(cache_control(private=True, max_age=86400))
     def preview_view(self, request, pk):
         image = self.image_or_404(request, pk)
-        with image.file.open("rb") as file:
-            return self.image_response(thumbnail_jpeg(file.read(), side=PREVIEW_SIDE), "image/jpeg")
+        return self.image_response(thumbnail_jpeg(file_read(file=image.file), side=PREVIEW_SIDE), "image/jpeg")
 
     @method_decorator(cache_control(private=True, max_age=86400))
     def original_view(self, request, pk):
         image = self.image_or_404(request, pk)
-        with image.file.open("rb") as file:
-            return self.image_response(file.read(), services.CONTENT_TYPES[image.image_format])
+        return self.image_response(file_read(file=image.file), services.CONTENT_TYPES[image.image_format])
 
     # ----- adding images: one import page for a single photo, many photos or a zip
 

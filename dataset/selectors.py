@@ -16,6 +16,12 @@ NEAR_DUPLICATE_MAX_DISTANCE = 5
 UNLABELLED = "(unlabelled)"
 
 
+def file_read(*, file) -> bytes:
+    """All bytes of a stored file (a FieldFile), closed again whatever the storage."""
+    with file.open("rb") as handle:
+        return handle.read()
+
+
 def dataset_image_by_sha256(*, dataset: Dataset, sha256: str) -> DatasetImage | None:
     return DatasetImage.objects.filter(dataset=dataset, sha256=sha256).select_related("label").first()
 

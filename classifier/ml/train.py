@@ -20,8 +20,6 @@ from classifier.ml.embeddings import EmbeddingCache, Example, embeddings_compute
 from classifier.ml.head import head_fit, log_loss
 from classifier.ml.metrics import evaluate, threshold_choose
 
-STAGES = ("embeddings", "head", "evaluation", "export")
-
 
 class NotTrainable(ValueError):
     """The data cannot give a meaningful model; the message says what to fix."""
