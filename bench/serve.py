@@ -125,6 +125,36 @@ def cluster_worker_pids(cluster_pid: int) -> list[int]:
     return [pid for pid, _ in sorted(family, key=lambda item: -item[1])[:2]]
 
 
+def process_family(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    family, grew = {pid}, True
+    while grew:
+        children = {child for child, parent in parents.items() if parent in family} - family
+        family |= children
+        grew = bool(children)
+    return sorted(family)
+
+
+def named_processes(*pgrep_args: str) -> list[int]:
+    return [int(pid) for pid in subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True).stdout.split()]
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU time of the processes (all their threads), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def percentile(values, share):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -146,7 +176,11 @@ class Load:
             failures += not ok
         return {"p50": statistics.median(times), "p99": percentile(times, 0.99), "failed": failures, "n": count}
 
-    def throughput(self, clients: int, seconds: float) -> dict:
+    def throughput(self, clients: int, seconds: float, processes: dict | None = None) -> dict:
+        """Answers per second at `clients`; with `processes` ({name: pids}), also the CPU time
+        each group of processes spent per answer (the client is this process)."""
+        processes = {**(processes or {}), "client": [os.getpid()]}
+        cpu_before = {name: cpu_seconds(pids) for name, pids in processes.items()}
         done, failed = [0], [0]
         lock = threading.Lock()
         stop = time.monotonic() + seconds
@@ -168,14 +202,20 @@ class Load:
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        return {"per_second": done[0] / elapsed, "ok": done[0], "failed": failed[0]}
+        cpu_ms = {name: (cpu_seconds(pids) - cpu_before[name]) * 1000 / max(done[0], 1)
+                  for name, pids in processes.items()}
+        return {"per_second": done[0] / elapsed, "ok": done[0], "failed": failed[0], "cpu_ms": cpu_ms}
 
 
-def system_call(base: str):
+def system_call(base: str, *, one_request: bool = False):
+    """One answer from this system: POST, then GET ?wait= until answered; or, with `one_request`,
+    POST ?wait= that answers 200 with the prediction itself."""
     def call(session, data):
         try:
             response = session.post(f"{base}/api/v1/predictions", files={"image": ("p.jpg", data, "image/jpeg")},
-                                    timeout=30)
+                                    params={"wait": 20} if one_request else None, timeout=30)
+            if one_request:
+                return response.status_code == 200 and response.json()["status"] == "done"
             if response.status_code != 202:
                 return False
             body = session.get(response.json()["url"], params={"wait": 20}, timeout=30).json()
@@ -205,9 +245,10 @@ def jobs_not_done() -> int:
 
 
 def report(name, latency, throughput=None, extra=""):
-    line = f"{name:28} p50 {latency['p50']:8.1f} ms  p99 {latency['p99']:8.1f} ms  (n={latency['n']}, failed {latency['failed']})"
+    line = f"{name:34} p50 {latency['p50']:8.1f} ms  p99 {latency['p99']:8.1f} ms  (n={latency['n']}, failed {latency['failed']})"
     if throughput:
         line += f"  | {throughput['per_second']:7.1f} req/s ok {throughput['ok']} failed {throughput['failed']}"
+        line += "  | CPU ms per answer: " + ", ".join(f"{name} {ms:.1f}" for name, ms in throughput["cpu_ms"].items())
     print(line + extra, flush=True)
 
 
@@ -246,7 +287,8 @@ def main():
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--soak", type=int, default=0)
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
-    parser.add_argument("--skip-peers", action="store_true", help="Measure this system only.")
+    parser.add_argument("--peers", default="sync,keras,seed",
+                        help="Which peers to measure, comma-separated from sync, keras, seed; empty for none.")
     args = parser.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
           flush=True)
@@ -264,41 +306,45 @@ def main():
         if broker == "redis":
             redis.Redis.from_url(REDIS_URL).flushdb()
         env = base_env(**extra)
-        with gunicorn(8101, env, workers=2, threads=8), process(
+        with gunicorn(8101, env, workers=2, threads=8) as web, process(
             [sys.executable, "manage.py", "qcluster"], env
         ) as cluster:
             base = "http://127.0.0.1:8101"
             wait_ready(f"{base}/healthz")
-            load = Load(system_call(base), photos)
-            load.latency(20)  # warm-up: the workers load the model
+            Load(system_call(base), photos).latency(20)  # warm-up: the workers load the model
             workers = cluster_worker_pids(cluster.pid)
             before = rss_mb(workers)
-            latency = load.latency(args.requests)
-            throughput = load.throughput(args.clients, args.seconds)
-            time.sleep(2)
-            not_done, total = jobs_not_done()
-            after = rss_mb(workers)
-            report(f"this system, {broker} broker", latency, throughput,
-                   f"  | jobs {total}, not done {not_done}; worker RSS MB {[round(m) for m in before]} -> "
-                   f"{[round(m) for m in after]}")
+            processes = {"web": process_family(web.pid), "cluster": process_family(cluster.pid),
+                         "PostgreSQL": named_processes("-u", "postgres")}
+            if broker == "redis":
+                processes["Redis"] = named_processes("-x", "redis-server")
+            for one_request in (False, True):
+                load = Load(system_call(base, one_request=one_request), photos)
+                latency = load.latency(args.requests)
+                throughput = load.throughput(args.clients, args.seconds, processes)
+                time.sleep(2)
+                not_done, total = jobs_not_done()
+                flow = "POST ?wait" if one_request else "POST + GET"
+                report(f"this system, {broker}, {flow}", latency, throughput,
+                       f"  | jobs {total}, not done {not_done}; worker RSS MB {[round(m) for m in before]} -> "
+                       f"{[round(m) for m in rss_mb(workers)]}")
             if broker == "redis" and args.soak:
                 soak(load, workers, args.soak, args.clients)
 
-    if args.skip_peers:
-        return
     peer_env = base_env(DJANGO_SETTINGS_MODULE="bench.peer_settings")
-    for name, path, workers, count, seconds in (
-        ("sync LiteRT view", "sync-litert", 2, args.requests, args.seconds),
-        ("naive Keras view", "naive-keras", 2, 30, args.seconds),
-        ("seed design (load per request)", "seed", 2, 5, 0),
-    ):
+    peers = {
+        "sync": ("sync LiteRT view", "sync-litert", 2, args.requests, args.seconds),
+        "keras": ("naive Keras view", "naive-keras", 2, 30, args.seconds),
+        "seed": ("seed design (load per request)", "seed", 2, 5, 0),
+    }
+    for name, path, workers, count, seconds in (peers[key] for key in args.peers.split(",") if key):
         with gunicorn(8102, peer_env, workers=workers, threads=1) as server:
             url = f"http://127.0.0.1:8102/{path}"
             wait_ready("http://127.0.0.1:8102/sync-litert-warmup-404")
             load = Load(peer_call(url), photos)
             load.latency(2)  # warm-up
             latency = load.latency(count)
-            throughput = load.throughput(args.clients, seconds) if seconds else None
+            throughput = load.throughput(args.clients, seconds, {"web": process_family(server.pid)}) if seconds else None
             memory = sum(rss_mb([int(pid) for pid in subprocess.run(
                 ["pgrep", "-g", str(server.pid)], capture_output=True, text=True).stdout.split()]))
             report(name, latency, throughput, f"  | gunicorn total RSS {memory:.0f} MB")

@@ -2,30 +2,65 @@
 
 from __future__ import annotations
 
+import hmac
+import logging
 from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from ninja import File, Form, NinjaAPI, Schema, Status
+from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.files import UploadedFile
+from ninja.security import APIKeyHeader
 
 from classifier import notifications, selectors, services
 from classifier.models import PredictionJob
 from dataset.services import human_size
 
+logger = logging.getLogger(__name__)
 FAILED_ANSWER = "The model could not answer for this photo; send it again, or another one."
+PAGE_SESSION = "upload_page"  # set in the sessions the upload page opens
+
+
+class ApiKeyUnlessPage(APIKeyHeader):
+    """With API_KEYS set, a client must send one of them in X-API-Key. The upload page's requests
+    need none: they carry a session the page opened (a forged cookie names none) and, for posts,
+    the page's CSRF token. Without API_KEYS the API is open, as the page is."""
+
+    param_name = "X-API-Key"
+
+    def __call__(self, request):
+        if not settings.API_KEYS or request.session.get(PAGE_SESSION):
+            return True
+        return super().__call__(request)
+
+    def authenticate(self, request, key):
+        if key and any(hmac.compare_digest(key.encode(), known.encode()) for known in settings.API_KEYS):
+            return key
+        return None
+
+
 api = NinjaAPI(
     title="Coffee Classifier",
     version="1",
     description="Upload a photo, get its label. Predictions are jobs: POST returns at once, GET returns the answer.",
     urls_namespace="api",
+    auth=ApiKeyUnlessPage(),
 )
+
+
+@api.exception_handler(AuthenticationError)
+def key_missing(request, error):
+    return api.create_response(
+        request, {"detail": "This API needs a key: send one of the keys you were given in the X-API-Key header."},
+        status=401,
+    )
 
 
 class Error(Schema):
@@ -81,6 +116,17 @@ def invalid_request(request, error):
     return api.create_response(request, {"detail": f"Invalid request: {problems}."}, status=400)
 
 
+@api.exception_handler(InterfaceError)
+@api.exception_handler(OperationalError)
+def database_unavailable(request, error):
+    """The database is down or restarting: say so, and that a retry will do (nothing was stored)."""
+    logger.error("The database does not answer: %s", error)
+    return api.create_response(
+        request, {"detail": "The database does not answer right now; nothing was stored, try again in a moment."},
+        status=503,
+    )
+
+
 def session_key(request: HttpRequest) -> str:
     """The browser session's key (the upload page opens one); API clients without a cookie have none."""
     return request.session.session_key or ""
@@ -111,10 +157,24 @@ def no_dataset(slug: str) -> str:
 def job_or_404(job_id: str) -> PredictionJob:
     """Ids are UUIDs; anything else names no job, so it is a 404 like an unknown one."""
     try:
-        key = UUID(job_id)
+        job = selectors.prediction_job(job_id=UUID(job_id))
     except ValueError:
-        raise Http404("No such prediction.") from None
-    return get_object_or_404(PredictionJob.objects.select_related("model_version"), pk=key)
+        job = None
+    if job is None:
+        raise Http404("No such prediction.")
+    return job
+
+
+def job_awaited(job: PredictionJob, wait: float) -> PredictionJob:
+    """The job once answered, or as it stands after `wait` seconds (capped by settings)."""
+    if job.status not in PredictionJob.WAITING or not wait > 0:  # NaN waits for nothing too
+        return job
+    notifications.job_wait(
+        job.pk,
+        seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
+        still_waiting=lambda: selectors.prediction_job_is_waiting(job_id=job.pk),
+    )
+    return selectors.prediction_job(job_id=job.pk)
 
 
 def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
@@ -139,9 +199,14 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
     }
 
 
-@api.post("/predictions", response={202: Queued, 400: Error, 403: Error, 404: Error, 429: Error, 503: Error})
-def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = ""):
-    """Queue a photo (multipart field `image`). Answers 202 with the job's id and URL."""
+@api.post(
+    "/predictions",
+    response={200: Prediction, 202: Queued, 400: Error, 401: Error, 403: Error, 404: Error, 429: Error, 503: Error},
+)
+def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "", wait: float = 0):
+    """Queue a photo (multipart field `image`). Answers 202 with the job's id and URL; with `wait`
+    (seconds, at most 30) it answers 200 with the prediction once done, in one request, or 202
+    if the time runs out first."""
     if refusal := csrf_refusal(request):
         return Status(403, {"detail": refusal})
     if len(request.FILES.getlist("image")) != 1:
@@ -165,27 +230,22 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
         return Status(503, {"detail": str(error)})
     except ValidationError as error:
         return Status(400, {"detail": " ".join(error.messages)})
+    job = job_awaited(job, wait)
+    if job.status not in PredictionJob.WAITING:
+        return Status(200, as_prediction(request, job))
     url = request.build_absolute_uri(reverse("api:prediction_get", args=[job.pk]))
     return Status(202, {"id": job.pk, "status": job.status, "url": url})
 
 
-@api.get("/predictions/{job_id}", response={200: Prediction, 404: Error}, url_name="prediction_get")
+@api.get("/predictions/{job_id}", response={200: Prediction, 400: Error, 401: Error, 404: Error, 503: Error},
+         url_name="prediction_get")
 def prediction_get(request, job_id: str, wait: float = 0):
     """A job and, once done, its answer. `wait` (seconds, at most 30) holds the reply until it is."""
-    job = job_or_404(job_id)
-    if job.status in PredictionJob.WAITING and wait > 0:
-        notifications.job_wait(
-            job.pk,
-            seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
-            still_waiting=lambda: PredictionJob.objects.filter(
-                pk=job.pk, status__in=PredictionJob.WAITING
-            ).exists(),
-        )
-        job = PredictionJob.objects.select_related("model_version").get(pk=job.pk)
-    return Status(200, as_prediction(request, job))
+    return Status(200, as_prediction(request, job_awaited(job_or_404(job_id), wait)))
 
 
-@api.post("/predictions/{job_id}/feedback", response={200: Prediction, 400: Error, 403: Error, 404: Error})
+@api.post("/predictions/{job_id}/feedback",
+          response={200: Prediction, 400: Error, 401: Error, 403: Error, 404: Error, 503: Error})
 def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     """Say whether the answer was right; when wrong, name the right label."""
     if refusal := csrf_refusal(request):
@@ -198,7 +258,7 @@ def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     return Status(200, as_prediction(request, job))
 
 
-@api.get("/models/active", response={200: ActiveModel, 404: Error, 503: Error})
+@api.get("/models/active", response={200: ActiveModel, 400: Error, 401: Error, 404: Error, 503: Error})
 def model_active(request, dataset: str = ""):
     """The version that answers predictions now."""
     target = selectors.prediction_dataset(slug=dataset or None)

@@ -96,6 +96,10 @@ class PredictionJob(models.Model):
     inference_ms = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(
+        max_length=100, blank=True,
+        help_text="The machine (NODE_NAME) and process that took the job last: the one that answered it.",
+    )
     session_key = models.CharField(max_length=40, blank=True, db_index=True)
     client = models.CharField(max_length=64, blank=True, help_text="The sender's address, for the upload rate limit.")
     feedback = models.CharField(max_length=10, choices=Feedback.choices, blank=True, default=Feedback.NONE)

@@ -8,22 +8,29 @@ then less and less often.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
+import redis
 from django.conf import settings
+from redis.exceptions import RedisError
+
+from coffeeclassifier.redis_connections import fail_fast_pool
 
 KEY_SECONDS = 60
 FAST_POLL_SECONDS, FAST_POLL_FOR_SECONDS, SLOWEST_POLL_SECONDS = 0.002, 0.1, 0.05
+logger = logging.getLogger(__name__)
 _redis = None
 
 
 def redis_client():
     global _redis
     if _redis is None:
-        import redis
-
-        _redis = redis.Redis.from_url(settings.REDIS_URL)
+        # a Redis that stops answering must not hold a request longer than its longest wait
+        _redis = redis.Redis(connection_pool=fail_fast_pool(
+            settings.REDIS_URL, socket_timeout=settings.PREDICTION_LONG_POLL_MAX_SECONDS + 5
+        ))
     return _redis
 
 
@@ -32,12 +39,16 @@ def key(job_id) -> str:
 
 
 def job_finished(job_id) -> None:
-    """Called by the worker after the job's row holds its final state."""
+    """Called by the worker after the job's row holds its final state. Without Redis (down, or
+    restarting) waiters are not woken early, they read the row when their wait ends."""
     if settings.REDIS_URL:
-        pipeline = redis_client().pipeline()
-        pipeline.rpush(key(job_id), 1)
-        pipeline.expire(key(job_id), KEY_SECONDS)
-        pipeline.execute()
+        try:
+            pipeline = redis_client().pipeline()
+            pipeline.rpush(key(job_id), 1)
+            pipeline.expire(key(job_id), KEY_SECONDS)
+            pipeline.execute()
+        except RedisError:
+            logger.warning("Could not tell waiters that job %s is finished: Redis does not answer", job_id)
 
 
 def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> None:
@@ -48,9 +59,12 @@ def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> No
     """
     deadline = time.monotonic() + seconds
     if settings.REDIS_URL:
-        if redis_client().blpop([key(job_id)], timeout=seconds):
-            job_finished(job_id)  # put the mark back, with its expiry, for any other request waiting
-        return
+        try:
+            if redis_client().blpop([key(job_id)], timeout=seconds):
+                job_finished(job_id)  # put the mark back, with its expiry, for any other request waiting
+            return
+        except RedisError:  # Redis is down: look at the row instead, for the time that is left
+            logger.warning("Redis does not answer; waiting for job %s by reading its row", job_id)
     started, interval = time.monotonic(), FAST_POLL_SECONDS
     while time.monotonic() < deadline:
         time.sleep(min(interval, max(deadline - time.monotonic(), 0)))

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from functools import partial
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -222,7 +224,7 @@ def prediction_job_create(
     If queueing fails (broker down), the job is kept and `requeue_stale` sends it later.
     """
     prediction_rate_check(client=client)
-    if selectors.active_version(dataset=dataset) is None:
+    if not selectors.has_active_version(dataset=dataset):
         raise NoActiveModel(dataset)
     valid = image_validate(data=data, name=name)
     job = PredictionJob(
@@ -269,15 +271,48 @@ def predictor_for(*, version_id: int) -> Predictor:
     return _predictor[1]
 
 
+def prediction_job_claim(*, job_id) -> PredictionJob | None:
+    """Mark a waiting job running and read what its run needs, or None if it is answered already.
+
+    One statement (UPDATE … RETURNING, in PostgreSQL and SQLite alike) because it runs for every
+    job, where the ORM needs an update and a select. The job comes back with only those fields
+    loaded (others load on access) and `active_version_id`, the version that should answer it.
+    """
+    job_table, version_table = (connection.ops.quote_name(model._meta.db_table) for model in (PredictionJob, ModelVersion))
+    waiting = PredictionJob.WAITING
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {job_table} SET status = %s, started_at = %s, attempts = attempts + 1, worker = %s "
+            f"WHERE id = %s AND status IN ({', '.join(['%s'] * len(waiting))}) "
+            f"RETURNING dataset_id, image, attempts, (SELECT v.id FROM {version_table} v "
+            f"WHERE v.dataset_id = {job_table}.dataset_id AND v.is_active)",
+            [
+                PredictionJob.Status.RUNNING,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                f"{settings.NODE_NAME}:{os.getpid()}",
+                PredictionJob._meta.pk.get_db_prep_value(job_id, connection),
+                *waiting,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    dataset_id, image, attempts, active_version_id = row
+    job = PredictionJob.from_db(
+        connection.alias,
+        ["id", "dataset_id", "image", "status", "attempts"],  # in the model's field order
+        [UUID(str(job_id)), dataset_id, image, PredictionJob.Status.RUNNING, attempts],
+    )
+    job.active_version_id = active_version_id
+    return job
+
+
 def prediction_job_run(*, job_id) -> PredictionJob | None:
     """Answer one job. Safe to run twice: only a queued or running job is claimed, and only
     the run that still finds it running writes the answer, in one update with its result."""
-    claimed = PredictionJob.objects.filter(pk=job_id, status__in=PredictionJob.WAITING).update(
-        status=PredictionJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
-    )
-    if not claimed:
+    job = prediction_job_claim(job_id=job_id)
+    if job is None:
         return None
-    job = selectors.prediction_job_for_run(job_id=job_id)
     try:
         if job.active_version_id is None:
             raise NoActiveModel(job.dataset)
@@ -319,7 +354,8 @@ def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: s
         raise ValidationError("Feedback is for answered predictions; this one is not answered yet.")
     label = None
     if not correct:
-        label = job.dataset.labels.filter(name=label_name).first()
+        # a NUL cannot be in a label's name, and PostgreSQL refuses it in a query
+        label = job.dataset.labels.filter(name=label_name).first() if "\x00" not in label_name else None
         if label is None:
             names = ", ".join(job.dataset.labels.values_list("name", flat=True))
             raise ValidationError(f"“{label_name}” is not a label of {job.dataset}; choose one of: {names}.")

@@ -6,6 +6,7 @@ from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from classifier import selectors
+from classifier.api import PAGE_SESSION
 from classifier.models import PredictionJob
 from dataset.services import CONTENT_TYPES
 
@@ -13,8 +14,9 @@ from dataset.services import CONTENT_TYPES
 
 @require_GET
 def index(request):
-    if request.session.session_key is None:
-        request.session.save()  # the page's history is this browser session's own
+    if not request.session.get(PAGE_SESSION):
+        request.session[PAGE_SESSION] = True  # the page's history is this browser session's own
+        request.session.save()
     dataset = selectors.prediction_dataset(slug=request.GET.get("dataset"))
     version = selectors.active_version(dataset=dataset) if dataset else None
     context = {

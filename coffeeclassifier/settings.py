@@ -5,11 +5,14 @@ Production sets DEBUG=0, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL.
 """
 
 import os
+import socket
 import warnings
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from coffeeclassifier.redis_connections import fail_fast_pool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -187,7 +190,7 @@ Q_CLUSTER = {
     "label": "Task queue",
 }
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["redis"] = {"connection_pool": fail_fast_pool(REDIS_URL)}
 else:
     Q_CLUSTER["orm"] = "default"
 
@@ -217,6 +220,9 @@ LOGGING = {
 DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", BASE_DIR.parent / "shared" / "data" / "coffee-or-not"))
 DEMO_DATASET_SLUG = "coffee"
 
+# Which machine this process runs on, as recorded with each answer (several may share a queue).
+NODE_NAME = os.environ.get("NODE_NAME") or socket.gethostname()
+
 # Derived data that is safe to delete: cached embeddings per photo and backbone, TFLite templates.
 ML_CACHE_DIR = Path(os.environ.get("ML_CACHE_DIR", VAR_DIR / "cache"))
 # Trainings run on their own queue cluster, so a long training never delays predictions.
@@ -243,5 +249,8 @@ DEFAULT_DATASET_SLUG = os.environ.get("DEFAULT_DATASET_SLUG", DEMO_DATASET_SLUG)
 # Uploads per client address and window (0: no limit); answered 429 with Retry-After beyond.
 PREDICTION_RATE_LIMIT = env_int("PREDICTION_RATE_LIMIT", 60)
 PREDICTION_RATE_WINDOW_SECONDS = env_int("PREDICTION_RATE_WINDOW_SECONDS", 60)
+# Optional keys for the JSON API (comma-separated): when set, clients send one in X-API-Key; the
+# upload page's own requests (its session, with the CSRF token) need none.
+API_KEYS = [key.strip() for key in os.environ.get("API_KEYS", "").split(",") if key.strip()]
 # Behind a reverse proxy that sets X-Forwarded-For, its last entry is the client's address.
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)

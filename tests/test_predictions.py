@@ -302,3 +302,37 @@ def test_browser_posts_need_the_pages_csrf_token_and_api_clients_need_no_cookie(
     assert feedback.status_code == 403
     api_client = Client(enforce_csrf_checks=True)  # no cookies: a script, not a browser session
     assert upload(api_client, jpeg("rocket")).status_code == 202
+
+
+def test_with_api_keys_set_scripts_need_one_and_the_upload_page_does_not(active_model, settings):
+    settings.API_KEYS = ["key-for-the-shop", "key-for-the-app"]
+    script = Client()
+    refused = upload(script, jpeg())
+    assert refused.status_code == 401 and "X-API-Key" in refused.json()["detail"]
+    assert upload(script, jpeg(), HTTP_X_API_KEY="key-for-the-bakery").status_code == 401
+    assert script.get("/api/v1/models/active").status_code == 401
+    queued = upload(script, jpeg(), HTTP_X_API_KEY="key-for-the-app")
+    assert queued.status_code == 202
+    assert script.get(f"{API}/{queued.json()['id']}", HTTP_X_API_KEY="key-for-the-shop").status_code == 200
+    # the page's own session needs no key (its posts carry the page's CSRF token instead)
+    browser = Client(enforce_csrf_checks=True)
+    browser.get("/")
+    token = browser.cookies["csrftoken"].value
+    assert upload(browser, jpeg("chelsea"), HTTP_X_CSRFTOKEN=token).status_code == 202
+    # a made-up session cookie opens nothing
+    forger = Client()
+    forger.cookies["sessionid"] = "made-up-session-key-0123456789"
+    assert upload(forger, jpeg("rocket")).status_code == 401
+    assert PredictionJob.objects.count() == 2
+
+
+def test_a_nul_in_a_dataset_or_label_name_is_refused_like_any_unknown_name(client, active_model):
+    """PostgreSQL refuses NUL in a query string; such a name must be a 404 or a 400, not a 500."""
+    response = client.post(API, {"image": SimpleUploadedFile("p.jpg", jpeg(), "image/jpeg"), "dataset": "cof\x00fee"})
+    assert response.status_code == 404 and "no dataset" in response.json()["detail"]
+    assert client.get("/api/v1/models/active", {"dataset": "cof\x00fee"}).status_code == 404
+    job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+    services.prediction_job_run(job_id=job.pk)
+    response = client.post(f"{API}/{job.pk}/feedback", {"correct": False, "label": "coffee\x00"},
+                           content_type="application/json")
+    assert response.status_code == 400 and "is not a label" in response.json()["detail"]

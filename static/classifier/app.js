@@ -35,14 +35,18 @@ async function send(file) {
   if (form.dataset.dataset) body.append("dataset", form.dataset.dataset);
   let response;
   try {
-    response = await fetch(form.dataset.api, { method: "POST", body, headers: { "X-CSRFToken": csrfToken() } });
+    // one request: the server holds the reply up to 10 s for the answer, else says where to look
+    response = await fetch(`${form.dataset.api}?wait=10`, {
+      method: "POST", body, headers: { "X-CSRFToken": csrfToken() },
+    });
   } catch (error) {
     return fail("The server cannot be reached; try again in a moment.");
   }
-  const queued = await response.json().catch(() => ({}));
-  if (response.status !== 202) return fail(queued.detail || `The server answered ${response.status}.`);
+  const job = await response.json().catch(() => ({}));
+  if (response.status === 200) return job.status === "done" ? answer(job) : fail(`The model could not answer: ${job.error}`);
+  if (response.status !== 202) return fail(job.detail || `The server answered ${response.status}.`);
   $("status-text").textContent = "Waiting for the model…";
-  await follow(queued.url);
+  await follow(job.url);
 }
 
 async function follow(url) {
