@@ -1,3 +1,4 @@
+import io
 import os
 import signal
 import subprocess
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
 
+from classifier.models import ModelVersion
 from dataset import services
 from dataset.models import Dataset, DatasetImage, Label
 
@@ -113,10 +116,13 @@ def start_qcluster(settings, transactional_db, ml_cache_root, media_root):
             **({"Q_CLUSTER_NAME": name} if name else {}),
             **extra_env,
         }
+        # a file, not a pipe: nobody reads the log while the test runs, and a full pipe blocks the cluster
+        log = (media_root.parent / f"qcluster-{len(processes)}.log").open("w")
         process = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        log.close()
         processes.append(process)
         return process
 
@@ -149,3 +155,20 @@ def wait_for(condition, *, timeout: float, interval: float = 0.2, message: str =
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+@pytest.fixture
+def trained(small_dataset, keras_home):
+    call_command("train", "--dataset", small_dataset.slug, "--backbone", "mobilenet_025", "--activate",
+                 "--no-progress", stdout=io.StringIO())
+    return small_dataset
+
+
+def active_version_row(dataset: Dataset) -> ModelVersion:
+    """An active version as the web side sees it, with no model behind it: the upload path only
+    checks that one exists, so tests whose jobs never run (their on_commit enqueue never fires
+    inside the test's transaction) need no training."""
+    return ModelVersion.objects.create(
+        dataset=dataset, number=1, backbone="mobilenet_025", status=ModelVersion.Status.READY, is_active=True,
+        labels=["coffee", "not_coffee"], artifact_dir=f"models/{dataset.slug}/1",
+    )

@@ -44,3 +44,10 @@ def png_declaring(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def slow_photo() -> bytes:
+    """A 49-megapixel JPEG: decoding it keeps a worker busy long enough to be killed mid-job."""
+    out = io.BytesIO()
+    photo("coffee").resize((7000, 7000), Image.Resampling.BILINEAR).save(out, format="JPEG", quality=85)
+    return out.getvalue()

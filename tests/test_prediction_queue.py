@@ -4,48 +4,20 @@ Each test starts gunicorn and `manage.py qcluster` on the test database (ORM bro
 REDIS_TEST_URL), uploads real photos and reads the answers back the way a browser would.
 """
 
-import contextlib
 import io
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 from django.core.management import call_command
-from PIL import Image
 
 from classifier import services
 from classifier.models import ModelVersion, PredictionJob
-from tests.conftest import ROOT, database_url, wait_for
-from tests.photos import photo
-
-REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def redis_available() -> bool:
-    import redis
-
-    try:
-        return redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=1).ping()
-    except redis.RedisError:
-        return False
-
-
-@pytest.fixture
-def trained(small_dataset, keras_home):
-    call_command("train", "--dataset", small_dataset.slug, "--backbone", "mobilenet_025", "--activate",
-                 "--no-progress", stdout=io.StringIO())
-    return small_dataset
+from tests.conftest import ROOT, wait_for
+from tests.photos import slow_photo
+from tests.servers import REDIS_TEST_URL, redis_available, web_server
 
 
 @pytest.fixture(params=["orm", "redis"])
@@ -61,33 +33,6 @@ def stack(request, trained, start_qcluster, media_root, ml_cache_root):
         extra["REDIS_URL"] = REDIS_TEST_URL
     with web_server(media_root, ml_cache_root, extra) as base:
         yield base, extra, start_qcluster
-
-
-@contextlib.contextmanager
-def web_server(media_root, ml_cache_root, extra: dict):
-    """gunicorn on a free loopback port, on the test database."""
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(media_root),
-           "ML_CACHE_DIR": str(ml_cache_root), **extra}
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}", "--threads", "4",
-         "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: healthy(base), timeout=30, message="gunicorn to answer /healthz")
-        yield base
-    finally:
-        web.terminate()
-        web.wait(timeout=20)
-
-
-def healthy(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
 
 
 def send(base: str, data: bytes, name: str = "photo.jpg") -> str:
@@ -123,15 +68,14 @@ def test_uploads_are_answered_by_the_cluster_and_follow_a_new_version(stack, dem
     assert {body["version"] for body in results[len(pending):]} == {2}
     correct = sum(body["label"] == label for body, label in zip(first + results, truth, strict=True))
     assert correct >= 9  # 12 photos the model has not seen (mobilenet_025 on 24 training photos)
-    assert PredictionJob.objects.filter(status="done").count() == len(photos)
+    # the same in one request: POST ?wait= holds the reply until the answer is there
+    response = requests.post(f"{base}/api/v1/predictions", params={"wait": 20},
+                             files={"image": ("photo.jpg", photos[0], "image/jpeg")}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "done" and response.json()["label"] == first[0]["label"]
+    assert response.json()["version"] == 2
+    assert PredictionJob.objects.filter(status="done").count() == len(photos) + 1
     assert not PredictionJob.objects.exclude(attempts=1).exists()
-
-
-def slow_photo() -> bytes:
-    """A 49-megapixel JPEG: decoding it keeps a worker busy long enough to be killed mid-job."""
-    out = io.BytesIO()
-    photo("coffee").resize((7000, 7000), Image.Resampling.BILINEAR).save(out, format="JPEG", quality=85)
-    return out.getvalue()
 
 
 def test_a_worker_killed_mid_job_leaves_a_job_that_is_finished_once(trained, start_qcluster, media_root, settings):

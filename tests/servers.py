@@ -1,0 +1,58 @@
+"""Real servers for the tests that run the system as separate processes: gunicorn on a free
+loopback port, and the Redis the tests may use."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+
+import requests
+
+from tests.conftest import ROOT, database_url, wait_for
+
+REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+@contextlib.contextmanager
+def web_server(media_root, ml_cache_root, extra: dict):
+    """gunicorn on a free loopback port, on the test database."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(media_root),
+           "ML_CACHE_DIR": str(ml_cache_root), **extra}
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}", "--threads", "4",
+         "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: healthy(base), timeout=30, message="gunicorn to answer /healthz")
+        yield base
+    finally:
+        web.terminate()
+        web.wait(timeout=20)
+
+
+def healthy(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
