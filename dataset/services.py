@@ -105,6 +105,9 @@ def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
                 # byte of its data is still read, so a truncated file fails all the same.
                 image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
                 image.load()
+                # what follows needs only a small copy: converting the full canvas costs seconds
+                # and a gigabyte for a tiny file that declares a huge one (a GIF, a PNG)
+                image.thumbnail((DECODE_CHECK_SIDE, DECODE_CHECK_SIDE), reducing_gap=None)
                 upright = to_upright_rgb(image)
         except Exception as error:
             raise damaged(what, error) from None
@@ -204,7 +207,7 @@ def dataset_image_create(
     image = DatasetImage(
         dataset=dataset,
         label=label,
-        original_name=name[-255:],
+        original_name=name.replace("\x00", "")[-255:],  # PostgreSQL refuses NUL in text
         sha256=valid.sha256,
         perceptual_hash=valid.perceptual_hash,
         image_format=valid.image_format,
