@@ -1,7 +1,7 @@
 """Telling a waiting request that its job is finished, without polling the database.
 
 With Redis (REDIS_URL) the worker pushes to a short-lived per-job list and the web side blocks
-on it (BLPOP), so a long-poll returns the moment the answer is written. Without Redis the web
+on it (BLMOVE), so a long-poll returns the moment the answer is written. Without Redis the web
 side looks at the job row: every 2 ms for the first 0.1 s (answers usually come within it),
 then less and less often.
 """
@@ -60,8 +60,9 @@ def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> No
     deadline = time.monotonic() + seconds
     if settings.REDIS_URL:
         try:
-            if redis_client().blpop([key(job_id)], timeout=seconds):
-                job_finished(job_id)  # put the mark back, with its expiry, for any other request waiting
+            # BLMOVE from a list onto itself waits for the mark and leaves it there (with its
+            # expiry) for any other request waiting on the same job: one round trip
+            redis_client().blmove(key(job_id), key(job_id), seconds, src="LEFT", dest="LEFT")
             return
         except RedisError:  # Redis is down: look at the row instead, for the time that is left
             logger.warning("Redis does not answer; waiting for job %s by reading its row", job_id)

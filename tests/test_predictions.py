@@ -6,6 +6,9 @@ called directly on the job the web side created.
 
 import datetime
 import io
+import threading
+import time
+import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -14,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from classifier import services, tasks
+from classifier import notifications, services, tasks
 from classifier.models import ModelVersion, PredictionJob
 from dataset.models import DatasetImage
 from tests.photos import encode, jpeg, photo, png_declaring
@@ -336,3 +339,32 @@ def test_a_nul_in_a_dataset_or_label_name_is_refused_like_any_unknown_name(clien
     response = client.post(f"{API}/{job.pk}/feedback", {"correct": False, "label": "coffee\x00"},
                            content_type="application/json")
     assert response.status_code == 400 and "is not a label" in response.json()["detail"]
+
+
+def test_with_redis_every_request_waiting_on_a_job_is_woken_by_its_answer(settings, monkeypatch):
+    """The worker's mark wakes a long-poll at once, stays for other requests waiting on the same
+    job, and expires on its own."""
+    from tests.servers import REDIS_TEST_URL, redis_available
+
+    if not redis_available():
+        pytest.skip(f"no Redis at {REDIS_TEST_URL}")
+    settings.REDIS_URL = REDIS_TEST_URL
+    monkeypatch.setattr(notifications, "_redis", None)
+    job_id = uuid.uuid4()
+    woken = []
+    waiter = threading.Thread(target=lambda: woken.append(
+        timed(lambda: notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True))))
+    waiter.start()
+    time.sleep(0.3)
+    notifications.job_finished(job_id)
+    waiter.join()
+    assert woken[0] < 1.5  # woken by the mark, not by the 10 s timeout
+    for _ in range(2):  # later requests find the mark still there
+        assert timed(lambda: notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True)) < 0.5
+    assert 0 < notifications.redis_client().ttl(notifications.key(job_id)) <= notifications.KEY_SECONDS
+
+
+def timed(call) -> float:
+    started = time.monotonic()
+    call()
+    return time.monotonic() - started
