@@ -1,6 +1,6 @@
 """Serving figures, side by side in one run, client and servers on this machine (loopback).
 
-    .venv/bin/python bench/serve.py [--requests 300] [--seconds 15] [--clients 16] [--soak 0]
+    .venv/bin/python bench/serve.py [--requests 300] [--seconds 15] [--clients 16] [--soak N | --soak-seconds S]
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench,
 dropped and re-created) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
@@ -13,7 +13,8 @@ Prepares a dataset from the demo photos, trains and activates mobilenet_v2, then
 - seed design: the Keras model loaded inside each request.
 For each: latency at 1 client (p50, p99), then throughput at N clients for a fixed time, and
 failed requests; for the system also jobs lost (not done) and worker RSS before and after.
-`--soak N` then pushes N more jobs through the Redis system, sampling worker RSS.
+`--soak N` then pushes N more jobs through the Redis system (`--soak-seconds S`: for S seconds),
+sampling worker RSS and the pace, counting failed requests and jobs not done.
 """
 
 from __future__ import annotations
@@ -285,7 +286,8 @@ def main():
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--soak", type=int, default=0)
+    parser.add_argument("--soak", type=int, default=0, help="Then push this many more jobs (Redis, POST ?wait).")
+    parser.add_argument("--soak-seconds", type=float, default=0, help="Or push jobs for this long.")
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
     parser.add_argument("--peers", default="sync,keras,seed",
                         help="Which peers to measure, comma-separated from sync, keras, seed; empty for none.")
@@ -328,8 +330,8 @@ def main():
                 report(f"this system, {broker}, {flow}", latency, throughput,
                        f"  | jobs {total}, not done {not_done}; worker RSS MB {[round(m) for m in before]} -> "
                        f"{[round(m) for m in rss_mb(workers)]}")
-            if broker == "redis" and args.soak:
-                soak(load, workers, args.soak, args.clients)
+            if broker == "redis" and (args.soak or args.soak_seconds):
+                soak(load, workers, args.clients, jobs=args.soak, seconds=args.soak_seconds)
 
     peer_env = base_env(DJANGO_SETTINGS_MODULE="bench.peer_settings")
     peers = {
@@ -350,35 +352,45 @@ def main():
             report(name, latency, throughput, f"  | gunicorn total RSS {memory:.0f} MB")
 
 
-def soak(load: Load, workers, jobs: int, clients: int):
-    """Push `jobs` more jobs at full speed, sampling the worker processes' memory."""
-    samples = []
-    done = [0]
+def soak(load: Load, workers, clients: int, *, jobs: int = 0, seconds: float = 0):
+    """Push `jobs` more jobs, or push for `seconds`, at full speed from `clients`, counting
+    failures and sampling the worker processes' memory and the pace every 10 s."""
+    samples, paces = [], []
+    sent, failed = [0], [0]
     lock = threading.Lock()
+    stop_at = time.monotonic() + seconds if seconds else None
 
     def client(offset):
         session = requests.Session()
         index = offset
         while True:
             with lock:
-                if done[0] >= jobs:
+                if (jobs and sent[0] >= jobs) or (stop_at and time.monotonic() >= stop_at):
                     return
-                done[0] += 1
-            load.call(session, load.photos[index % len(load.photos)])
+                sent[0] += 1
+            ok = load.call(session, load.photos[index % len(load.photos)])
             index += clients
+            if not ok:
+                with lock:
+                    failed[0] += 1
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
+    last_sent, last_time = 0, started
     while any(thread.is_alive() for thread in threads):
+        time.sleep(10)
         samples.append(rss_mb(workers))
-        time.sleep(2)
+        now = time.perf_counter()
+        paces.append((sent[0] - last_sent) / (now - last_time))
+        last_sent, last_time = sent[0], now
     elapsed = time.perf_counter() - started
     flat = [size for sample in samples for size in sample]
     not_done, total = jobs_not_done()
-    print(f"soak: {jobs} jobs in {elapsed:.0f} s ({jobs / elapsed:.0f}/s); worker RSS MB min {min(flat):.0f} "
-          f"max {max(flat):.0f} first {samples[0]} last {samples[-1]}; jobs {total}, not done {not_done}", flush=True)
+    print(f"soak: {sent[0]} jobs in {elapsed:.0f} s ({sent[0] / elapsed:.1f}/s; per 10 s: min {min(paces):.1f}, "
+          f"max {max(paces):.1f}), failed {failed[0]}; worker RSS MB min {min(flat):.0f} max {max(flat):.0f} "
+          f"first {samples[0]} last {samples[-1]}; jobs {total}, not done {not_done}", flush=True)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,10 @@ class ApiKeyUnlessPage(APIKeyHeader):
 api = NinjaAPI(
     title="Coffee Classifier",
     version="1",
-    description="Upload a photo, get its label. Predictions are jobs: POST returns at once, GET returns the answer.",
+    description=(
+        "Upload a photo, get its label. Predictions are jobs: POST returns at once (or, with `wait`, "
+        "with the answer), GET returns the answer."
+    ),
     urls_namespace="api",
     auth=ApiKeyUnlessPage(),
 )
