@@ -278,7 +278,9 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
     job, where the ORM needs an update and a select. The job comes back with only those fields
     loaded (others load on access) and `active_version_id`, the version that should answer it.
     """
-    job_table, version_table = (connection.ops.quote_name(model._meta.db_table) for model in (PredictionJob, ModelVersion))
+    job_table, version_table = (
+        connection.ops.quote_name(model._meta.db_table) for model in (PredictionJob, ModelVersion)
+    )
     waiting = PredictionJob.WAITING
     with connection.cursor() as cursor:
         cursor.execute(

@@ -362,6 +362,8 @@ def test_with_redis_every_request_waiting_on_a_job_is_woken_by_its_answer(settin
     for _ in range(2):  # later requests find the mark still there
         assert timed(lambda: notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True)) < 0.5
     assert 0 < notifications.redis_client().ttl(notifications.key(job_id)) <= notifications.KEY_SECONDS
+    # a wait shorter than Redis's millisecond is a short wait, not "forever" (0 to Redis)
+    assert timed(lambda: notifications.job_wait(uuid.uuid4(), seconds=1e-6, still_waiting=lambda: True)) < 1
 
 
 def timed(call) -> float:
