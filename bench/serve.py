@@ -10,7 +10,9 @@ Prepares a dataset from the demo photos, trains and activates mobilenet_v2, then
   ?wait= until answered, with the Redis broker and with the ORM broker;
 - sync LiteRT view: the same model run inside the request, gunicorn 2 sync workers;
 - naive Keras view: the Keras model loaded once per process, `predict` in the request;
-- seed design: the Keras model loaded inside each request.
+- seed design: the Keras model loaded inside each request;
+- BentoML: the sync view's Predictor in a BentoML service (bench/bentoml_service.py, 2 workers), run
+  by BENTOML_PYTHON (default .venv-bentoml/bin/python: BentoML is no project dependency).
 For each: latency at 1 client (p50, p99), then throughput at N clients for a fixed time, and
 failed requests; for the system also jobs lost (not done) and worker RSS before and after.
 `--soak N` then pushes N more jobs through the Redis system (`--soak-seconds S`: for S seconds),
@@ -38,6 +40,7 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SOURCE = ROOT.parent / "shared" / "data" / "coffee-or-not"
 SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/coffeeclassifier-bench"))
+BENTOML_PYTHON = os.environ.get("BENTOML_PYTHON", str(ROOT / ".venv-bentoml" / "bin" / "python"))
 
 
 def base_env(**extra) -> dict:
@@ -84,11 +87,15 @@ def process(args, env):
     try:
         yield child
     finally:
+        family = process_family(child.pid)  # BentoML's workers start sessions of their own: not in the group
         child.terminate()
         try:
             child.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, 9)
+            for pid in family:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
             child.wait()
 
 
@@ -97,10 +104,29 @@ def gunicorn(port: int, env: dict, workers: int, threads: int):
                     "-w", str(workers), "--threads", str(threads), "--log-level", "warning"], env)
 
 
+def bentoml_version() -> str | None:
+    """The BentoML in BENTOML_PYTHON, or None when there is none."""
+    with contextlib.suppress(OSError):
+        found = subprocess.run([BENTOML_PYTHON, "-c", "import bentoml; print(bentoml.__version__)"],
+                               capture_output=True, text=True)
+        if found.returncode == 0:
+            return found.stdout.split()[-1]
+    return None
+
+
+def bentoml_serve(port: int, directory: Path):
+    """bench/bentoml_service.py, told the model directory: its venv has no Django to look it up."""
+    env = {**os.environ, "BENCH_MODEL_DIR": str(directory), "BENTOML_HOME": str(SCRATCH / "bentoml"),
+           "BENTOML_DO_NOT_TRACK": "True"}
+    return process([BENTOML_PYTHON, "-m", "bentoml", "serve", "bentoml_service:Classifier", "--working-dir",
+                    str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port)], env)
+
+
 def wait_ready(url: str, timeout: float = 60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(requests.ConnectionError):
+        # a timeout too: BentoML's arbiter holds the socket, a request can wait there for a worker
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
             if requests.get(url, timeout=2).status_code < 500:
                 return
         time.sleep(0.2)
@@ -253,19 +279,24 @@ def report(name, latency, throughput=None, extra=""):
     print(line + extra, flush=True)
 
 
-def raw_floor(photos):
+def active_directory() -> Path:
+    """The active version's artifacts, looked up with Django in this process."""
     import django
 
     os.environ.update(base_env())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coffeeclassifier.settings")
     django.setup()
     from classifier import selectors
-    from classifier.ml import preprocess
-    from classifier.ml.predictor import Predictor
     from dataset.models import Dataset
 
-    version = selectors.active_version(dataset=Dataset.objects.get(slug="bench"))
-    predictor = Predictor(selectors.artifact_path(version=version))
+    return selectors.artifact_path(version=selectors.active_version(dataset=Dataset.objects.get(slug="bench")))
+
+
+def raw_floor(photos, directory: Path):
+    from classifier.ml import preprocess
+    from classifier.ml.predictor import Predictor
+
+    predictor = Predictor(directory)
     decode, invoke, total = [], [], []
     for index in range(300):
         data = photos[index % len(photos)]
@@ -289,8 +320,8 @@ def main():
     parser.add_argument("--soak", type=int, default=0, help="Then push this many more jobs (Redis, POST ?wait).")
     parser.add_argument("--soak-seconds", type=float, default=0, help="Or push jobs for this long.")
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
-    parser.add_argument("--peers", default="sync,keras,seed",
-                        help="Which peers to measure, comma-separated from sync, keras, seed; empty for none.")
+    parser.add_argument("--peers", default="sync,keras,seed,bentoml",
+                        help="Which peers to measure, comma-separated from sync, keras, seed, bentoml; empty for none.")
     args = parser.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
           flush=True)
@@ -299,7 +330,8 @@ def main():
     else:
         prepare()
     photos = [path.read_bytes() for path in sorted(SOURCE.glob("*/*.jpg"))[::15]]
-    raw_floor(photos)
+    directory = active_directory()
+    raw_floor(photos, directory)
 
     import redis
 
@@ -335,21 +367,32 @@ def main():
 
     peer_env = base_env(DJANGO_SETTINGS_MODULE="bench.peer_settings")
     peers = {
-        "sync": ("sync LiteRT view", "sync-litert", 2, args.requests, args.seconds),
-        "keras": ("naive Keras view", "naive-keras", 2, 30, args.seconds),
-        "seed": ("seed design (load per request)", "seed", 2, 5, 0),
+        "sync": ("sync LiteRT view", "sync-litert", args.requests, args.seconds),
+        "keras": ("naive Keras view", "naive-keras", 30, args.seconds),
+        "seed": ("seed design (load per request)", "seed", 5, 0),
+        "bentoml": ("BentoML, same Predictor", "predict", args.requests, args.seconds),
     }
-    for name, path, workers, count, seconds in (peers[key] for key in args.peers.split(",") if key):
-        with gunicorn(8102, peer_env, workers=workers, threads=1) as server:
-            url = f"http://127.0.0.1:8102/{path}"
-            wait_ready("http://127.0.0.1:8102/sync-litert-warmup-404")
-            load = Load(peer_call(url), photos)
+    for key in (key for key in args.peers.split(",") if key):
+        name, path, count, seconds = peers[key]
+        if key != "bentoml":
+            label, port, serving = "gunicorn", 8102, gunicorn(8102, peer_env, workers=2, threads=1)
+        elif version := bentoml_version():
+            label, port, serving = f"BentoML {version}", 8103, bentoml_serve(8103, directory)
+        else:
+            print(f"BentoML skipped: none in {BENTOML_PYTHON}; python3.11 -m venv .venv-bentoml, then pip install "
+                  "there bentoml and requirements.txt's numpy, pillow, ai-edge-litert (or set BENTOML_PYTHON)",
+                  flush=True)
+            continue
+        with serving as server:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(f"{base}/readyz")  # gunicorn: any answer (404); BentoML: 200 once its workers have loaded
+            load = Load(peer_call(f"{base}/{path}"), photos)
             load.latency(2)  # warm-up
             latency = load.latency(count)
-            throughput = load.throughput(args.clients, seconds, {"web": process_family(server.pid)}) if seconds else None
-            memory = sum(rss_mb([int(pid) for pid in subprocess.run(
-                ["pgrep", "-g", str(server.pid)], capture_output=True, text=True).stdout.split()]))
-            report(name, latency, throughput, f"  | gunicorn total RSS {memory:.0f} MB")
+            family = process_family(server.pid)
+            throughput = load.throughput(args.clients, seconds, {"web": family}) if seconds else None
+            report(name, latency, throughput,
+                   f"  | {label} total RSS {sum(rss_mb(family)):.0f} MB in {len(family)} processes")
 
 
 def soak(load: Load, workers, clients: int, *, jobs: int = 0, seconds: float = 0):
