@@ -154,7 +154,7 @@ class PredictionJobAdmin(admin.ModelAdmin):
                     "feedback", "feedback_label", "took_ms")
     list_filter = ("status", "dataset", "label", "model_version", FeedbackFilter)
     list_select_related = ("dataset", "model_version__dataset", "feedback_label")
-    search_fields = ("id", "label", "error")
+    search_fields = ("id", "label", "error", "worker")
     actions = ["add_to_dataset"]
     date_hierarchy = "queued_at"
     readonly_fields = [field.name for field in PredictionJob._meta.fields] + ["photo"]

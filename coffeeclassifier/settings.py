@@ -221,7 +221,7 @@ DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", BASE_DIR.parent / "shared" 
 DEMO_DATASET_SLUG = "coffee"
 
 # Which machine this process runs on, as recorded with each answer (several may share a queue).
-NODE_NAME = os.environ.get("NODE_NAME") or socket.gethostname()
+NODE_NAME = (os.environ.get("NODE_NAME") or socket.gethostname())[:80]  # with ":pid", fits the job's field
 
 # Derived data that is safe to delete: cached embeddings per photo and backbone, TFLite templates.
 ML_CACHE_DIR = Path(os.environ.get("ML_CACHE_DIR", VAR_DIR / "cache"))
