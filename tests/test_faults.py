@@ -1,7 +1,7 @@
 """Scale-out and faults on the production engines: PostgreSQL, Redis, several queue clusters.
 
 Every test here pushes real photos over HTTP through gunicorn to real `qcluster` processes and
-checks each job's row at the end: pushed, done, lost (not done), answered more than once. They
+checks each job's row at the end: pushed, done, lost (not done), run more than once. They
 need the PostgreSQL test database (the PostgreSQL pass of `.ci/run`, or DATABASE_URL=postgres://…)
 and Redis at REDIS_TEST_URL. The tests that restart PostgreSQL or Redis run only where
 FAULT_TESTS=1 says that is allowed (CI sets it), never on a developer's own servers by surprise.
@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from django.db import connection
 from django.utils import timezone
@@ -46,8 +47,6 @@ def redis_env(transactional_db):
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://… (the second pass of .ci/run)")
     if not redis_available():
         pytest.skip(f"no Redis at {REDIS_TEST_URL}")
-    import redis
-
     redis.Redis.from_url(REDIS_TEST_URL).flushdb()
     return {"REDIS_URL": REDIS_TEST_URL}
 
