@@ -181,13 +181,14 @@ def job_awaited(job: PredictionJob, wait: float) -> PredictionJob:
 
 
 def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
+    """The answer as the API shows it, for a job read by `selectors.prediction_job`."""
     return {
         "id": job.pk,
         "status": job.status,
         "label": job.label or None,
         "confidence": job.confidence,
         "probabilities": job.probabilities or {},
-        "version": job.model_version.number if job.model_version_id else None,
+        "version": job.version_number,
         "heatmap": job.heatmap or [],
         # the stored error is for curators (admin, logs); the public answer is a sentence
         "error": FAILED_ANSWER if job.status == PredictionJob.Status.FAILED else None,
@@ -253,12 +254,12 @@ def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     """Say whether the answer was right; when wrong, name the right label."""
     if refusal := csrf_refusal(request):
         return Status(403, {"detail": refusal})
-    job = job_or_404(job_id)
     try:
-        job = services.prediction_feedback_give(job=job, correct=feedback.correct, label_name=feedback.label or "")
+        services.prediction_feedback_give(job=job_or_404(job_id), correct=feedback.correct,
+                                          label_name=feedback.label or "")
     except ValidationError as error:
         return Status(400, {"detail": " ".join(error.messages)})
-    return Status(200, as_prediction(request, job))
+    return Status(200, as_prediction(request, job_or_404(job_id)))
 
 
 @api.get("/models/active", response={200: ActiveModel, 400: Error, 401: Error, 404: Error, 503: Error})
