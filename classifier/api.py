@@ -177,7 +177,7 @@ def job_awaited(job: PredictionJob, wait: float) -> PredictionJob:
         seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
         still_waiting=lambda: selectors.prediction_job_is_waiting(job_id=job.pk),
     )
-    return selectors.prediction_job(job_id=job.pk)
+    return selectors.prediction_job(job_id=job.pk) or job  # deleted meanwhile (purged): as it was
 
 
 def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
