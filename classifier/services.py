@@ -440,6 +440,26 @@ def model_versions_fail_stale(*, older_than_seconds: float) -> int:
     return len(stale)
 
 
+def model_versions_requeue_lost(*, older_than_seconds: float) -> int:
+    """Queue again the trainings still queued past the limit while the training queue is empty
+    and nothing trains: their task is gone (a Redis restart loses it), and nothing else would
+    ever start them. A task that is in fact on its way only trains once: its version is ready
+    by the time the second copy arrives on the training cluster's one worker."""
+    from django_q.brokers import get_broker
+
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    lost = list(
+        ModelVersion.objects.filter(status=ModelVersion.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
+    )
+    if not lost or ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).exists():
+        return 0
+    if get_broker(settings.TRAINING_CLUSTER).queue_size():
+        return 0
+    for version_id in lost:
+        model_version_enqueue(version_id=version_id)
+    return len(lost)
+
+
 def datasets_classifier_data_delete(*, datasets) -> None:
     """Before datasets go: their prediction jobs with photos, their versions with artifacts."""
     rows_delete_with_files(queryset=PredictionJob.objects.filter(dataset__in=datasets), field="image")

@@ -17,3 +17,4 @@ def predict(job_id: str) -> None:
 def requeue_stale() -> None:
     services.prediction_jobs_requeue_stale(older_than_seconds=settings.PREDICTION_STALE_SECONDS)
     services.model_versions_fail_stale(older_than_seconds=settings.TRAINING_TIMEOUT + 60)
+    services.model_versions_requeue_lost(older_than_seconds=settings.PREDICTION_STALE_SECONDS)

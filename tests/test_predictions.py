@@ -223,6 +223,30 @@ def test_a_training_whose_worker_was_stopped_is_marked_failed(small_dataset, set
     assert version.status == "failed" and "Start a new one." in version.error
 
 
+def test_a_queued_training_whose_task_was_lost_is_queued_again_once(small_dataset, settings):
+    """A Redis restart loses the training tasks it held; with the training queue empty and nothing
+    training, a version still queued can only be one of those, and is sent again (not twice)."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    training_queue = get_broker(settings.TRAINING_CLUSTER)
+    lost = services.model_version_request(dataset=small_dataset, enqueue=False)  # its task never arrived
+    recent = services.model_version_request(dataset=small_dataset, enqueue=False)
+    ModelVersion.objects.filter(pk=lost.pk).update(created_at=timezone.now() - datetime.timedelta(minutes=10))
+    out = io.StringIO()
+    call_command("requeue_stale", stdout=out)
+    assert "1 lost trainings queued again" in out.getvalue()
+    assert training_queue.queue_size() == 1
+    call_command("requeue_stale", stdout=(out := io.StringIO()))  # its task now waits in the queue
+    assert "0 lost trainings queued again" in out.getvalue() and training_queue.queue_size() == 1
+    task_id, package = training_queue.dequeue()[0]
+    assert SignedPackage.loads(package)["args"] == (lost.pk,)
+    training_queue.acknowledge(task_id)
+    ModelVersion.objects.filter(pk=recent.pk).update(status="training")  # a training runs: others wait for it
+    call_command("requeue_stale", stdout=(out := io.StringIO()))
+    assert "0 lost trainings queued again" in out.getvalue() and training_queue.queue_size() == 0
+
+
 def test_purge_removes_old_finished_jobs_and_their_photos(active_model, media_root,
                                                            django_capture_on_commit_callbacks):
     old = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())

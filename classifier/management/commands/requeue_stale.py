@@ -7,7 +7,8 @@ from classifier import services
 class Command(BaseCommand):
     help = (
         "Queue again the prediction jobs that waited too long (lost by a broker, or left running by a "
-        "worker that died); fail those sent too often, and trainings whose worker was stopped. Run it "
+        "worker that died); fail those sent too often, and trainings whose worker was stopped; queue "
+        "again trainings whose task a broker lost. Run it "
         "from cron, or let the queue cluster's schedule run it every minute."
     )
 
@@ -20,7 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args, older_than, **options):
         counts = services.prediction_jobs_requeue_stale(older_than_seconds=older_than)
         trainings = services.model_versions_fail_stale(older_than_seconds=settings.TRAINING_TIMEOUT + 60)
+        lost_trainings = services.model_versions_requeue_lost(older_than_seconds=older_than)
         self.stdout.write(
             f"{counts['requeued']} jobs queued again, {counts['failed']} failed after too many attempts; "
-            f"{trainings} stopped trainings marked failed."
+            f"{trainings} stopped trainings marked failed, {lost_trainings} lost trainings queued again."
         )
