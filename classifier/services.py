@@ -361,12 +361,14 @@ def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: s
         if label is None:
             names = ", ".join(job.dataset.labels.values_list("name", flat=True))
             raise ValidationError(f"“{label_name}” is not a label of {job.dataset}; choose one of: {names}.")
-    PredictionJob.objects.filter(pk=job.pk).update(
-        feedback=PredictionJob.Feedback.CORRECT if correct else PredictionJob.Feedback.WRONG,
-        feedback_label=label,
-        feedback_at=timezone.now(),
-    )
-    job.refresh_from_db()
+    given = {
+        "feedback": PredictionJob.Feedback.CORRECT if correct else PredictionJob.Feedback.WRONG,
+        "feedback_label": label,
+        "feedback_at": timezone.now(),
+    }
+    PredictionJob.objects.filter(pk=job.pk).update(**given)
+    for name, value in given.items():
+        setattr(job, name, value)
     return job
 
 
