@@ -12,6 +12,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -53,8 +54,17 @@ class ValidatedImage:
     extension: str
     width: int
     height: int
-    sha256: str
-    perceptual_hash: str
+    upright: Image.Image  # a small upright RGB copy, from which the perceptual hash is taken
+
+    # Dataset images store both hashes; a prediction upload never uses them, so neither is
+    # computed on its path.
+    @cached_property
+    def sha256(self) -> str:
+        return content_sha256(self.data)
+
+    @cached_property
+    def perceptual_hash(self) -> str:
+        return difference_hash(self.upright)
 
 
 def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
@@ -119,8 +129,7 @@ def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
         extension=ACCEPTED_FORMATS[image_format],
         width=width,
         height=height,
-        sha256=content_sha256(data),
-        perceptual_hash=difference_hash(upright),
+        upright=upright,
     )
 
 
