@@ -11,6 +11,7 @@ import random
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -236,10 +237,15 @@ def dataset_image_create(
 
 
 def file_and_row_save(*, instance, file, name: str, data: bytes) -> None:
-    """Write the file, then insert the row; if the row fails, the file goes too (never one alone)."""
+    """Write the file, then insert the row; if the row fails, the file goes too (never one alone).
+
+    One INSERT is atomic on its own: only inside a caller's transaction does it need a savepoint
+    (so a refused row leaves that transaction usable). Outside one, BEGIN and COMMIT would be two
+    more round trips to the database on every upload.
+    """
     file.save(name, ContentFile(data), save=False)
     try:
-        with transaction.atomic():
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
             instance.save(force_insert=True)
     except BaseException:
         file.delete(save=False)
