@@ -172,11 +172,15 @@ def job_awaited(job: PredictionJob, wait: float) -> PredictionJob:
     """The job once answered, or as it stands after `wait` seconds (capped by settings)."""
     if job.status not in PredictionJob.WAITING or not wait > 0:  # NaN waits for nothing too
         return job
-    notifications.job_wait(
+    answer = notifications.job_wait(
         job.pk,
         seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
         still_waiting=lambda: selectors.prediction_job_is_waiting(job_id=job.pk),
     )
+    if answer is not None:  # what the worker wrote came with the wake-up: no need to read it back
+        for name, value in answer.items():
+            setattr(job, name, value)
+        return job
     return selectors.prediction_job(job_id=job.pk) or job  # deleted meanwhile (purged): as it was
 
 

@@ -1,13 +1,14 @@
 """Telling a waiting request that its job is finished, without polling the database.
 
-With Redis (REDIS_URL) the worker pushes to a short-lived per-job list and the web side blocks
-on it (BLMOVE), so a long-poll returns the moment the answer is written. Without Redis the web
-side looks at the job row: every 2 ms for the first 0.1 s (answers usually come within it),
-then less and less often.
+With Redis (REDIS_URL) the worker pushes the answer it wrote to a short-lived per-job list and
+the web side blocks on it (BLMOVE), so a long-poll returns the moment the answer is written, and
+with it, without reading the row back. Without Redis the web side looks at the job row: every
+2 ms for the first 0.1 s (answers usually come within it), then less and less often.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import redis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from classifier.models import PredictionJob
 from coffeeclassifier.redis_connections import fail_fast_pool
 
 KEY_SECONDS = 60
@@ -38,21 +40,23 @@ def key(job_id) -> str:
     return f"coffeeclassifier:job-finished:{job_id}"
 
 
-def job_finished(job_id) -> None:
-    """Called by the worker after the job's row holds its final state. Without Redis (down, or
-    restarting) waiters are not woken early, they read the row when their wait ends."""
+def job_finished(job_id, *, answer: dict | None = None) -> None:
+    """Called by the worker after the job's row holds its final state; `answer` is what it wrote
+    there (field name: value, and `version_number`). Without Redis (down, or restarting) waiters
+    are not woken early, they read the row when their wait ends."""
     if settings.REDIS_URL:
         try:
             pipeline = redis_client().pipeline()
-            pipeline.rpush(key(job_id), 1)
+            pipeline.rpush(key(job_id), json.dumps(answer or {}, default=lambda value: value.isoformat()))
             pipeline.expire(key(job_id), KEY_SECONDS)
             pipeline.execute()
         except RedisError:
             logger.warning("Could not tell waiters that job %s is finished: Redis does not answer", job_id)
 
 
-def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> None:
-    """Return once the job is finished or `seconds` have passed (the caller saw it waiting).
+def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> dict | None:
+    """Return once the job is finished or `seconds` have passed (the caller saw it waiting): the
+    answer the worker sent with its mark, or None when the caller must read the row.
 
     With Redis no query is needed: the worker's mark stays for a minute, so one pushed before
     this call is found at once.
@@ -62,14 +66,27 @@ def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> No
         try:
             # BLMOVE from a list onto itself waits for the mark and leaves it there (with its
             # expiry) for any other request waiting on the same job: one round trip
-            redis_client().blmove(key(job_id), key(job_id), seconds, src="LEFT", dest="LEFT")
-            return
+            mark = redis_client().blmove(key(job_id), key(job_id), seconds, src="LEFT", dest="LEFT")
+            return answer_read(mark) if mark is not None else None
         except RedisError:  # Redis is down: look at the row instead, for the time that is left
             logger.warning("Redis does not answer; waiting for job %s by reading its row", job_id)
     started, interval = time.monotonic(), FAST_POLL_SECONDS
     while time.monotonic() < deadline:
         time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
         if not still_waiting():
-            return
+            return None
         if time.monotonic() - started > FAST_POLL_FOR_SECONDS:
             interval = min(interval * 2, SLOWEST_POLL_SECONDS)
+    return None
+
+
+def answer_read(mark: bytes) -> dict | None:
+    """A mark's answer as model values (datetimes parsed), or None for a mark without one."""
+    try:
+        answer = json.loads(mark)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or not answer:
+        return None
+    fields = {field.attname: field for field in PredictionJob._meta.concrete_fields}
+    return {name: fields[name].to_python(value) if name in fields else value for name, value in answer.items()}

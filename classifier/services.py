@@ -276,21 +276,23 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
 
     One statement (UPDATE … RETURNING, in PostgreSQL and SQLite alike) because it runs for every
     job, where the ORM needs an update and a select. The job comes back with only those fields
-    loaded (others load on access) and `active_version_id`, the version that should answer it.
+    loaded (others load on access), `active_version_id` and `active_version_number`: the version
+    that should answer it.
     """
     job_table, version_table = (
         connection.ops.quote_name(model._meta.db_table) for model in (PredictionJob, ModelVersion)
     )
+    active_version = f"FROM {version_table} v WHERE v.dataset_id = {job_table}.dataset_id AND v.is_active"
     waiting = PredictionJob.WAITING
+    started_at = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {job_table} SET status = %s, started_at = %s, attempts = attempts + 1, worker = %s "
             f"WHERE id = %s AND status IN ({', '.join(['%s'] * len(waiting))}) "
-            f"RETURNING dataset_id, image, attempts, (SELECT v.id FROM {version_table} v "
-            f"WHERE v.dataset_id = {job_table}.dataset_id AND v.is_active)",
+            f"RETURNING dataset_id, image, attempts, (SELECT v.id {active_version}), (SELECT v.number {active_version})",
             [
                 PredictionJob.Status.RUNNING,
-                connection.ops.adapt_datetimefield_value(timezone.now()),
+                connection.ops.adapt_datetimefield_value(started_at),
                 f"{settings.NODE_NAME}:{os.getpid()}",
                 PredictionJob._meta.pk.get_db_prep_value(job_id, connection),
                 *waiting,
@@ -299,13 +301,13 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    dataset_id, image, attempts, active_version_id = row
+    dataset_id, image, attempts, active_version_id, active_version_number = row
     job = PredictionJob.from_db(
         connection.alias,
-        ["id", "dataset_id", "image", "status", "attempts"],  # in the model's field order
-        [UUID(str(job_id)), dataset_id, image, PredictionJob.Status.RUNNING, attempts],
+        ["id", "dataset_id", "image", "status", "started_at", "attempts"],  # in the model's field order
+        [UUID(str(job_id)), dataset_id, image, PredictionJob.Status.RUNNING, started_at, attempts],
     )
-    job.active_version_id = active_version_id
+    job.active_version_id, job.active_version_number = active_version_id, active_version_number
     return job
 
 
@@ -326,6 +328,7 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
         return prediction_job_finish(job=job, status=PredictionJob.Status.FAILED, error=error_text)
     return prediction_job_finish(
         job=job,
+        version_number=job.active_version_number,
         status=PredictionJob.Status.DONE,
         label=prediction.label,
         confidence=prediction.confidence,
@@ -337,13 +340,15 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
     )
 
 
-def prediction_job_finish(*, job: PredictionJob, **result) -> PredictionJob:
-    """Write a waiting job's final state in one update, unless another run already did."""
+def prediction_job_finish(*, job: PredictionJob, version_number: int | None = None, **result) -> PredictionJob:
+    """Write a waiting job's final state in one update, unless another run already did. Requests
+    waiting on the job are woken with what was written, so they need not read the row back."""
     result["finished_at"] = timezone.now()
     if PredictionJob.objects.filter(pk=job.pk, status__in=PredictionJob.WAITING).update(**result):
-        for name, value in result.items():
+        answer = {**result, "started_at": job.started_at, "version_number": version_number}
+        for name, value in answer.items():
             setattr(job, name, value)
-        notifications.job_finished(job.pk)
+        notifications.job_finished(job.pk, answer=answer)
     else:
         job.refresh_from_db()
     return job

@@ -375,16 +375,23 @@ def test_with_redis_every_request_waiting_on_a_job_is_woken_by_its_answer(settin
     settings.REDIS_URL = REDIS_TEST_URL
     monkeypatch.setattr(notifications, "_redis", None)
     job_id = uuid.uuid4()
-    woken = []
-    waiter = threading.Thread(target=lambda: woken.append(
-        timed(lambda: notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True))))
+    woken, answers = [], []
+    waiter = threading.Thread(target=lambda: woken.append(timed(lambda: answers.append(
+        notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True)))))
     waiter.start()
     time.sleep(0.3)
-    notifications.job_finished(job_id)
+    finished_at = timezone.now()
+    answer = {"status": "done", "confidence": 0.75, "finished_at": finished_at, "version_number": 3}
+    notifications.job_finished(job_id, answer=answer)
     waiter.join()
     assert woken[0] < 1.5  # woken by the mark, not by the 10 s timeout
-    for _ in range(2):  # later requests find the mark still there
-        assert timed(lambda: notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True)) < 0.5
+    assert answers == [answer]  # with what the worker wrote, datetimes to the microsecond
+    for _ in range(2):  # later requests find the mark, and its answer, still there
+        assert timed(lambda: answers.append(notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True))) < 0.5
+    assert answers[1:] == [answer, answer]
+    # a mark without an answer (a job failed by the stale sweep) sends the waiter to the row
+    notifications.job_finished(failed_id := uuid.uuid4())
+    assert notifications.job_wait(failed_id, seconds=10, still_waiting=lambda: True) is None
     assert 0 < notifications.redis_client().ttl(notifications.key(job_id)) <= notifications.KEY_SECONDS
     # a wait shorter than Redis's millisecond is a short wait, not "forever" (0 to Redis)
     assert timed(lambda: notifications.job_wait(uuid.uuid4(), seconds=1e-6, still_waiting=lambda: True)) < 1
