@@ -2,25 +2,31 @@
 
 With Redis (REDIS_URL) the worker pushes the answer it wrote to a short-lived per-job list and
 the web side blocks on it (BLMOVE), so a long-poll returns the moment the answer is written, and
-with it, without reading the row back. Without Redis the web side looks at the job row: every
-2 ms for the first 0.1 s (answers usually come within it), then less and less often.
+with it, without reading the row back. Without Redis, on PostgreSQL, the worker sends the answer
+with NOTIFY on the job's channel, which the waiting request LISTENs to on its own connection.
+Elsewhere (SQLite) the web side looks at the job row: every 2 ms for the first 0.1 s (answers
+usually come within it), then less and less often.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import select
 import time
 from collections.abc import Callable
+from uuid import UUID
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
 from classifier.models import PredictionJob
 from coffeeclassifier.redis_connections import fail_fast_pool
 
 KEY_SECONDS = 60
+NOTIFY_PAYLOAD_LIMIT = 7999  # bytes: PostgreSQL refuses a longer NOTIFY payload
 FAST_POLL_SECONDS, FAST_POLL_FOR_SECONDS, SLOWEST_POLL_SECONDS = 0.002, 0.1, 0.05
 logger = logging.getLogger(__name__)
 _redis = None
@@ -40,18 +46,38 @@ def key(job_id) -> str:
     return f"coffeeclassifier:job-finished:{job_id}"
 
 
+def channel(job_id) -> str:
+    """The job's NOTIFY channel: an identifier of its own, well under PostgreSQL's 63 bytes."""
+    return f"job_finished_{UUID(str(job_id)).hex}"
+
+
+def listening_possible() -> bool:
+    """Without Redis, on PostgreSQL, outside a transaction (where LISTEN would wait for its commit)."""
+    return not settings.REDIS_URL and connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
 def job_finished(job_id, *, answer: dict | None = None) -> None:
     """Called by the worker after the job's row holds its final state; `answer` is what it wrote
-    there (field name: value, and `version_number`). Without Redis (down, or restarting) waiters
-    are not woken early, they read the row when their wait ends."""
+    there (field name: value, and `version_number`). When the mark cannot be sent (Redis down or
+    restarting, the database gone), waiters are not woken early: they read the row when their
+    wait ends."""
+    payload = json.dumps(answer or {}, default=lambda value: value.isoformat())
     if settings.REDIS_URL:
         try:
             pipeline = redis_client().pipeline()
-            pipeline.rpush(key(job_id), json.dumps(answer or {}, default=lambda value: value.isoformat()))
+            pipeline.rpush(key(job_id), payload)
             pipeline.expire(key(job_id), KEY_SECONDS)
             pipeline.execute()
         except RedisError:
             logger.warning("Could not tell waiters that job %s is finished: Redis does not answer", job_id)
+    elif connection.vendor == "postgresql":
+        if len(payload.encode()) > NOTIFY_PAYLOAD_LIMIT:  # many labels: the waiter reads the row
+            payload = "{}"
+        try:
+            with connection.cursor() as cursor:  # delivered when the row's update is committed
+                cursor.execute("SELECT pg_notify(%s, %s)", [channel(job_id), payload])
+        except DatabaseError:
+            logger.warning("Could not tell waiters that job %s is finished: the database does not answer", job_id)
 
 
 def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> dict | None:
@@ -62,6 +88,8 @@ def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> di
     this call is found at once.
     """
     deadline = time.monotonic() + seconds
+    if listening_possible():
+        return answer_listened(job_id, deadline=deadline, still_waiting=still_waiting)
     if settings.REDIS_URL:
         try:
             # BLMOVE from a list onto itself waits for the mark and leaves it there (with its
@@ -80,7 +108,34 @@ def job_wait(job_id, *, seconds: float, still_waiting: Callable[[], bool]) -> di
     return None
 
 
-def answer_read(mark: bytes) -> dict | None:
+def answer_listened(job_id, *, deadline: float, still_waiting: Callable[[], bool]) -> dict | None:
+    """Wait for the job's NOTIFY on this thread's database connection: three statements per wait
+    (LISTEN, a look at the row for an answer that came before it, UNLISTEN) where polling the row
+    costs one every few milliseconds."""
+    name = channel(job_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {connection.ops.quote_name(name)}")
+    database = connection.connection
+    try:
+        if not still_waiting():
+            return None
+        while True:
+            # psycopg2 also collects notifications while it runs other statements
+            for notification in database.notifies:
+                if notification.channel == name:
+                    return answer_read(notification.payload)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if select.select([database], [], [], remaining)[0]:
+                database.poll()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"UNLISTEN {connection.ops.quote_name(name)}")
+        database.notifies.clear()  # the connection serves later requests
+
+
+def answer_read(mark: bytes | str) -> dict | None:
     """A mark's answer as model values (datetimes parsed), or None for a mark without one."""
     try:
         answer = json.loads(mark)

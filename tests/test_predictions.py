@@ -13,6 +13,7 @@ import uuid
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -395,6 +396,43 @@ def test_with_redis_every_request_waiting_on_a_job_is_woken_by_its_answer(settin
     assert 0 < notifications.redis_client().ttl(notifications.key(job_id)) <= notifications.KEY_SECONDS
     # a wait shorter than Redis's millisecond is a short wait, not "forever" (0 to Redis)
     assert timed(lambda: notifications.job_wait(uuid.uuid4(), seconds=1e-6, still_waiting=lambda: True)) < 1
+
+
+@pytest.mark.django_db(transaction=True)  # LISTEN inside a transaction would wait for its commit
+def test_on_postgresql_without_redis_a_waiting_request_is_woken_by_notify(settings):
+    """The ORM broker's path on PostgreSQL: the worker's NOTIFY wakes the long-poll at once, with
+    the answer; nothing is left listening on the connection afterwards."""
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY needs PostgreSQL (set DATABASE_URL); on SQLite a waiter reads the row")
+    settings.REDIS_URL = ""
+    job_id = uuid.uuid4()
+    woken, answers = [], []
+
+    def wait():
+        try:
+            woken.append(timed(lambda: answers.append(
+                notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True))))
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)
+    answer = {"status": "done", "label": "coffee", "finished_at": timezone.now(), "version_number": 2}
+    notifications.job_finished(job_id, answer=answer)
+    waiter.join()
+    assert woken[0] < 1.5 and answers == [answer]
+    # no NOTIFY: the wait ends at its deadline; an answer already in the row ends it at once
+    assert 0.2 <= timed(lambda: notifications.job_wait(job_id, seconds=0.2, still_waiting=lambda: True)) < 1.5
+    assert timed(lambda: notifications.job_wait(job_id, seconds=10, still_waiting=lambda: False)) < 0.5
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_listening_channels()")
+        assert cursor.fetchone()[0] == 0
+    # an answer too long for a NOTIFY payload still wakes the waiter, who then reads the row
+    threading.Timer(0.3, lambda: (notifications.job_finished(job_id, answer={"error": "x" * 9000}),
+                                  connection.close())).start()
+    assert timed(lambda: answers.append(notifications.job_wait(job_id, seconds=10, still_waiting=lambda: True))) < 1.5
+    assert answers[-1] is None
 
 
 def timed(call) -> float:
