@@ -193,6 +193,9 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = {"connection_pool": fail_fast_pool(REDIS_URL)}
 else:
     Q_CLUSTER["orm"] = "default"
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # PostgreSQL wakes an idle cluster with NOTIFY, where SQLite's cluster looks every `poll` s
+        Q_CLUSTER["broker_class"] = "classifier.brokers.ListeningORM"
 
 # Production hardening; every item can still be tuned from the environment.
 SECURE_CONTENT_TYPE_NOSNIFF = True

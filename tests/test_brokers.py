@@ -1,0 +1,62 @@
+"""Without Redis, on PostgreSQL, the queue cluster waits for NOTIFY instead of polling its table."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from classifier.brokers import IDLE_LOOK_SECONDS, ListeningORM
+
+pytestmark = pytest.mark.django_db(transaction=True)  # LISTEN and NOTIFY act on commit
+QUEUE = "test-listening"
+
+
+@pytest.fixture
+def broker():
+    if connection.vendor != "postgresql":
+        pytest.skip("the listening broker needs PostgreSQL (set DATABASE_URL); on SQLite the cluster polls")
+    return ListeningORM(list_key=QUEUE)
+
+
+def enqueue_later(seconds: float, payload: str) -> None:
+    """Enqueue from another thread, so from another database connection, as a web process would."""
+    def send():
+        try:
+            ListeningORM(list_key=QUEUE).enqueue(payload)
+        finally:
+            connection.close()
+
+    threading.Timer(seconds, send).start()
+
+
+def timed(call):
+    started = time.monotonic()
+    result = call()
+    return time.monotonic() - started, result
+
+
+def test_an_idle_broker_waits_for_an_enqueue_instead_of_polling(broker):
+    elapsed, tasks = timed(broker.dequeue)
+    assert tasks is None and elapsed >= IDLE_LOOK_SECONDS * 0.9  # one look at the table, then it waits
+    enqueue_later(0.3, "first")
+    elapsed, tasks = timed(broker.dequeue)
+    assert tasks is None and 0.25 <= elapsed < IDLE_LOOK_SECONDS * 0.8  # woken by the NOTIFY
+    elapsed, tasks = timed(broker.dequeue)
+    assert [payload for _, payload in tasks] == ["first"] and elapsed < 0.5
+    broker.acknowledge(tasks[0][0])
+
+
+def test_after_a_reconnect_the_broker_listens_again(broker):
+    broker.dequeue()  # listening on this connection
+    connection.close()  # as when it grows too old or the server restarts
+    enqueue_later(0.3, "second")
+    elapsed, tasks = timed(broker.dequeue)  # a new connection, which LISTENs before it looks
+    assert tasks is None and elapsed < IDLE_LOOK_SECONDS * 0.8
+    assert [payload for _, payload in broker.dequeue()] == ["second"]
+
+
+def test_a_task_queued_while_nobody_listens_is_found_by_the_first_look(broker):
+    ListeningORM(list_key=QUEUE).enqueue("early")
+    elapsed, tasks = timed(broker.dequeue)
+    assert [payload for _, payload in tasks] == ["early"] and elapsed < 0.5
