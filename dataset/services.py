@@ -57,12 +57,7 @@ class ValidatedImage:
     height: int
     upright: Image.Image  # a small upright RGB copy, from which the perceptual hash is taken
 
-    # Dataset images store both hashes; a prediction upload never uses them, so neither is
-    # computed on its path.
-    @cached_property
-    def sha256(self) -> str:
-        return content_sha256(self.data)
-
+    # Dataset images store it; a prediction upload never uses it, so it is not computed on its path.
     @cached_property
     def perceptual_hash(self) -> str:
         return difference_hash(self.upright)
@@ -210,7 +205,8 @@ def dataset_image_create(
     """Validate and store one image; the file and its row are written together or not at all."""
     if label is not None and label.dataset_id != dataset.pk:
         raise ValidationError(f"The label “{label}” belongs to another dataset.", code="label_dataset")
-    existing = selectors.dataset_image_by_sha256(dataset=dataset, sha256=content_sha256(data))
+    sha256 = content_sha256(data)
+    existing = selectors.dataset_image_by_sha256(dataset=dataset, sha256=sha256)
     if existing is not None:
         raise DuplicateImage(existing=existing, name=name)
     valid = image_validate(data=data, name=name)
@@ -218,18 +214,18 @@ def dataset_image_create(
         dataset=dataset,
         label=label,
         original_name=name.replace("\x00", "")[-255:],  # PostgreSQL refuses NUL in text
-        sha256=valid.sha256,
+        sha256=sha256,
         perceptual_hash=valid.perceptual_hash,
         image_format=valid.image_format,
         width=valid.width,
         height=valid.height,
-        split=split_for_content(valid.sha256) if split == AUTO_SPLIT else split,
+        split=split_for_content(sha256) if split == AUTO_SPLIT else split,
         source=source,
     )
     try:
         file_and_row_save(instance=image, file=image.file, name=f"upload.{valid.extension}", data=valid.data)
     except IntegrityError:
-        existing = selectors.dataset_image_by_sha256(dataset=dataset, sha256=valid.sha256)
+        existing = selectors.dataset_image_by_sha256(dataset=dataset, sha256=sha256)
         if existing is None:
             raise
         raise DuplicateImage(existing=existing, name=name) from None
