@@ -10,15 +10,18 @@ PostgreSQL; SQLite keeps the stock broker.
 
 from __future__ import annotations
 
+import logging
 import re
 import select
+import time
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
 IDLE_LOOK_SECONDS = 1.0  # also how soon a pusher sees the cluster's stop event
+logger = logging.getLogger(__name__)
 
 
 class ListeningORM(ORM):
@@ -37,6 +40,19 @@ class ListeningORM(ORM):
         return package_id
 
     def dequeue(self):
+        try:
+            return self.take_or_wait()
+        except DatabaseError as error:
+            # The database restarts or is gone. django-q2's pusher would sleep 10 s and exit on
+            # this; looking again each second on a new connection resumes as soon as it is back.
+            logger.warning("The queue's database does not answer (%s); looking again in %s s", error,
+                           IDLE_LOOK_SECONDS)
+            connections[Conf.ORM].close()
+            time.sleep(IDLE_LOOK_SECONDS)
+            return None
+
+    def take_or_wait(self):
+        """Due tasks, or None after waiting for a NOTIFY (at most IDLE_LOOK_SECONDS)."""
         self.get_connection()  # closes a stale connection first, as the stock broker does
         database = self.listen()
         due = list(self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[: Conf.BULK])

@@ -51,6 +51,16 @@ def redis_env(transactional_db):
     return {"REDIS_URL": REDIS_TEST_URL}
 
 
+@pytest.fixture(params=["redis", "postgresql"])
+def broker_env(request, transactional_db):
+    """PostgreSQL, and the queue in Redis or, without REDIS_URL, in PostgreSQL itself."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_env")
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://… (the second pass of .ci/run)")
+    return {}
+
+
 @pytest.fixture
 def photos(demo_photos) -> list[bytes]:
     return [path.read_bytes() for paths in demo_photos.values() for path in paths[:12]]
@@ -236,9 +246,9 @@ def test_a_redis_restart_loses_no_job_and_the_web_answers_while_it_is_down(
 
 
 @needs_restarts
-def test_a_postgresql_restart_loses_no_job(trained, redis_env, start_qcluster, media_root, ml_cache_root, photos):
-    start_qcluster(**redis_env)
-    with web_server(media_root, ml_cache_root, {**redis_env, **ONE_SENDER}) as base:
+def test_a_postgresql_restart_loses_no_job(trained, broker_env, start_qcluster, media_root, ml_cache_root, photos):
+    start_qcluster(**broker_env)
+    with web_server(media_root, ml_cache_root, {**broker_env, **ONE_SENDER}) as base:
         sender = Sender(base, photos)
         stop = threading.Event()
         flowing = sender.send_until(stop)
@@ -253,8 +263,8 @@ def test_a_postgresql_restart_loses_no_job(trained, redis_env, start_qcluster, m
         # uploads that reached the web while the database was down were refused with a sentence
         assert all(status == 503 and "database" in text for status, text in sender.refusals), sender.refusals
         sender.send_many(30, clients=4)
-        settle(sender.ids, redis_env)
-    counts = tally("PostgreSQL restart", sender)
+        settle(sender.ids, broker_env)
+    counts = tally(f"PostgreSQL restart, {'Redis' if broker_env else 'PostgreSQL'} broker", sender)
     assert counts["done"] == len(sender.ids) and counts["lost"] == 0 and counts["failed"] == 0, counts
 
 
