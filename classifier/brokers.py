@@ -53,27 +53,29 @@ class ListeningORM(ORM):
 
     def take_or_wait(self):
         """Due tasks, or None after waiting for a NOTIFY (at most IDLE_LOOK_SECONDS)."""
-        self.get_connection()  # closes a stale connection first, as the stock broker does
+        queue = self.get_connection()  # closes a stale connection first, as the stock broker does;
+        # not again before the wait, which must happen on the connection that LISTENs
         database = self.listen()
-        due = list(self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[: Conf.BULK])
+        database.notifies.clear()  # what they announced, the look below sees
+        due = list(queue.filter(key=self.list_key, lock__lt=timezone.now())[: Conf.BULK])
         tasks = [
             (task.pk, task.payload)
             for task in due
             # another cluster may have taken it meanwhile: then the update finds no row
-            if self.get_connection().filter(id=task.id, lock=task.lock).update(lock=self.timeout(task))
+            if queue.filter(id=task.id, lock=task.lock).update(lock=self.timeout(task))
         ]
-        if due or connections[Conf.ORM].connection is not database:  # more may be due; or LISTEN again
+        if due or database.notifies:  # more may be due, or one was queued during the look
             return tasks
-        # LISTEN began before the look at the table, so a task queued since has notified already
+        # LISTEN began before the look, so whatever is queued from now on wakes the select
         if select.select([database], [], [], IDLE_LOOK_SECONDS)[0]:
             with connections[Conf.ORM].wrap_database_errors:
                 database.poll()
-        database.notifies.clear()
         return None
 
     def listen(self):
         """This process's raw connection, listening on the queue's channel."""
         connection = connections[Conf.ORM]
+        connection.close_if_health_check_failed()  # now, not at the look: that must use this connection
         connection.ensure_connection()
         if connection.connection is not self.listening_on:
             with connection.cursor() as cursor:

@@ -60,3 +60,16 @@ def test_a_task_queued_while_nobody_listens_is_found_by_the_first_look(broker):
     ListeningORM(list_key=QUEUE).enqueue("early")
     elapsed, tasks = timed(broker.dequeue)
     assert [payload for _, payload in tasks] == ["early"] and elapsed < 0.5
+
+
+def test_with_connections_closed_after_each_use_the_broker_still_waits(broker, monkeypatch):
+    """CONN_MAX_AGE=0 closes the connection at every look: the broker LISTENs on each new one
+    instead of spinning."""
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    connection.close()  # the next connection is made under that setting
+    elapsed, tasks = timed(broker.dequeue)
+    assert tasks is None and elapsed >= IDLE_LOOK_SECONDS * 0.9
+    enqueue_later(0.3, "third")
+    elapsed, tasks = timed(broker.dequeue)
+    assert tasks is None and elapsed < IDLE_LOOK_SECONDS * 0.8
+    assert [payload for _, payload in broker.dequeue()] == ["third"]
