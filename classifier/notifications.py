@@ -128,7 +128,8 @@ def answer_listened(job_id, *, deadline: float, still_waiting: Callable[[], bool
             if remaining <= 0:
                 return None
             if select.select([database], [], [], remaining)[0]:
-                database.poll()
+                with connection.wrap_database_errors:
+                    database.poll()
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"UNLISTEN {connection.ops.quote_name(name)}")

@@ -284,7 +284,7 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
     )
     active_version = f"FROM {version_table} v WHERE v.dataset_id = {job_table}.dataset_id AND v.is_active"
     waiting = PredictionJob.WAITING
-    started_at = timezone.now()
+    started_at, worker = timezone.now(), f"{settings.NODE_NAME}:{os.getpid()}"
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {job_table} SET status = %s, started_at = %s, attempts = attempts + 1, worker = %s "
@@ -293,7 +293,7 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
             [
                 PredictionJob.Status.RUNNING,
                 connection.ops.adapt_datetimefield_value(started_at),
-                f"{settings.NODE_NAME}:{os.getpid()}",
+                worker,
                 PredictionJob._meta.pk.get_db_prep_value(job_id, connection),
                 *waiting,
             ],
@@ -304,8 +304,8 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
     dataset_id, image, attempts, active_version_id, active_version_number = row
     job = PredictionJob.from_db(
         connection.alias,
-        ["id", "dataset_id", "image", "status", "started_at", "attempts"],  # in the model's field order
-        [UUID(str(job_id)), dataset_id, image, PredictionJob.Status.RUNNING, started_at, attempts],
+        ["id", "dataset_id", "image", "status", "started_at", "attempts", "worker"],  # in the model's field order
+        [UUID(str(job_id)), dataset_id, image, PredictionJob.Status.RUNNING, started_at, attempts, worker],
     )
     job.active_version_id, job.active_version_number = active_version_id, active_version_number
     return job
@@ -342,10 +342,14 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
 
 def prediction_job_finish(*, job: PredictionJob, version_number: int | None = None, **result) -> PredictionJob:
     """Write a waiting job's final state in one update, unless another run already did. Requests
-    waiting on the job are woken with what was written, so they need not read the row back."""
-    result["finished_at"] = timezone.now()
+    waiting on the job are woken with what was written, so they need not read the row back.
+
+    The run that answers records its own start and process: a job sent again (requeue_stale)
+    may have been claimed by another run since.
+    """
+    result.update(started_at=job.started_at, worker=job.worker, finished_at=timezone.now())
     if PredictionJob.objects.filter(pk=job.pk, status__in=PredictionJob.WAITING).update(**result):
-        answer = {**result, "started_at": job.started_at, "version_number": version_number}
+        answer = {**result, "version_number": version_number}
         for name, value in answer.items():
             setattr(job, name, value)
         notifications.job_finished(job.pk, answer=answer)

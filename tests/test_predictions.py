@@ -75,6 +75,19 @@ def test_a_job_is_answered_once_however_often_it_is_delivered(active_model, demo
     assert job.attempts == 1 and job.finished_at == first.finished_at
 
 
+def test_when_two_runs_claimed_a_job_the_one_that_answers_records_its_start(active_model):
+    """A job sent again (requeue_stale) may be claimed while its first run still works: the row
+    ends with the answering run's start, as the answer its waiters got says."""
+    job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+    first = services.prediction_job_claim(job_id=job.pk)
+    second = services.prediction_job_claim(job_id=job.pk)
+    assert second.attempts == 2 and second.started_at > first.started_at
+    services.prediction_job_finish(job=first, status=PredictionJob.Status.FAILED, error="slow, but first")
+    job.refresh_from_db()
+    assert job.started_at == first.started_at and job.worker == first.worker
+    assert services.prediction_job_finish(job=second, status=PredictionJob.Status.DONE).status == "failed"
+
+
 def test_the_next_job_after_activation_is_answered_by_the_new_version(client, active_model, demo_photos):
     call_command("train", "--dataset", active_model.dataset.slug, "--backbone", "mobilenet_025", "--no-progress",
                  stdout=io.StringIO())
