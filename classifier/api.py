@@ -191,7 +191,8 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
         "status": job.status,
         "label": job.label or None,
         "confidence": job.confidence,
-        "probabilities": job.probabilities or {},
+        # by label: the worker's order (the model's) and the database's (jsonb's) then agree
+        "probabilities": dict(sorted((job.probabilities or {}).items())),
         "version": job.version_number,
         "heatmap": job.heatmap or [],
         # the stored error is for curators (admin, logs); the public answer is a sentence

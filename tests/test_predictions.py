@@ -88,6 +88,16 @@ def test_when_two_runs_claimed_a_job_the_one_that_answers_records_its_start(acti
     assert services.prediction_job_finish(job=second, status=PredictionJob.Status.DONE).status == "failed"
 
 
+def test_probabilities_are_listed_by_label_whatever_order_they_were_stored_in(client, active_model):
+    """The worker writes them in the model's order and PostgreSQL's jsonb reorders keys (shorter
+    first): a reply built from the wake-up and one read back from the row must still agree."""
+    job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+    claimed = services.prediction_job_claim(job_id=job.pk)
+    services.prediction_job_finish(job=claimed, status=PredictionJob.Status.DONE, label="espresso",
+                                   confidence=0.8, probabilities={"tea": 0.2, "espresso": 0.8})
+    assert list(client.get(f"{API}/{job.pk}").json()["probabilities"]) == ["espresso", "tea"]
+
+
 def test_the_next_job_after_activation_is_answered_by_the_new_version(client, active_model, demo_photos):
     call_command("train", "--dataset", active_model.dataset.slug, "--backbone", "mobilenet_025", "--no-progress",
                  stdout=io.StringIO())
