@@ -260,11 +260,11 @@ def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     if refusal := csrf_refusal(request):
         return Status(403, {"detail": refusal})
     try:
-        services.prediction_feedback_give(job=job_or_404(job_id), correct=feedback.correct,
-                                          label_name=feedback.label or "")
+        job = services.prediction_feedback_give(job=job_or_404(job_id), correct=feedback.correct,
+                                                label_name=feedback.label or "")
     except ValidationError as error:
         return Status(400, {"detail": " ".join(error.messages)})
-    return Status(200, as_prediction(request, job_or_404(job_id)))
+    return Status(200, as_prediction(request, job))  # the service set on it what it wrote
 
 
 @api.get("/models/active", response={200: ActiveModel, 400: Error, 401: Error, 404: Error, 503: Error})
