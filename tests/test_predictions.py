@@ -88,6 +88,19 @@ def test_when_two_runs_claimed_a_job_the_one_that_answers_records_its_start(acti
     assert services.prediction_job_finish(job=second, status=PredictionJob.Status.DONE).status == "failed"
 
 
+@pytest.mark.django_db(transaction=True)  # in autocommit, as a worker runs
+def test_on_postgresql_a_worker_statement_commits_without_waiting_and_changes_nothing_after_it():
+    """Claims and answers skip the wait for the disk; the connection's next statement (in the web,
+    an upload's INSERT) still waits."""
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's (set DATABASE_URL); SQLite statements are unchanged")
+    with connection.cursor() as cursor:
+        cursor.execute(services.worker_statement("SELECT current_setting('synchronous_commit')"))
+        assert cursor.fetchone() == ("off",)
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        assert cursor.fetchone() == ("on",)
+
+
 def test_probabilities_are_listed_by_label_whatever_order_they_were_stored_in(client, active_model):
     """The worker writes them in the model's order and PostgreSQL's jsonb reorders keys (shorter
     first): a reply built from the wake-up and one read back from the row must still agree."""
