@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
-from PIL import Image
+from PIL import Image, ImageOps
 
 from classifier.ml import preprocess
 from dataset.services import image_validate
@@ -100,7 +100,10 @@ def test_exif_orientation_is_applied():
     data = encode(image, "JPEG", exif=exif.tobytes())
     valid = image_validate(data=data)
     assert (valid.width, valid.height) == (400, 600)
-    assert preprocess.decode(data).size == (400, 600)
+    upright = preprocess.decode(data)
+    assert upright.size == (400, 600)
+    # turned in place, to the pixels Pillow's own copy would have
+    assert np.array_equal(np.asarray(upright), np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data)))))
 
 
 def test_animated_gif_uses_its_first_frame():
