@@ -14,10 +14,13 @@ from __future__ import annotations
 import io
 import signal
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -328,6 +331,29 @@ def test_a_tiny_file_declaring_a_huge_canvas_is_validated_quickly():
     outcome, elapsed = validate_in_bounded_time(data, "canvas.gif")
     assert_valid_answer(outcome, data)
     assert elapsed < 0.25, f"{len(data)} bytes took {elapsed:.2f} s"
+
+
+def test_the_worker_decodes_a_tiny_file_declaring_a_huge_canvas_in_little_memory():
+    """The same file, as a worker prepares it for the model: converted at full size it cost ~1 s
+    and ~1 GB; it is shrunk first now. Measured in a fresh process: its peak resident memory
+    (VmHWM; getrusage's maxrss would still hold this pytest's, kept across exec)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads the peak memory from /proc (Linux)")
+    script = (
+        "import re, sys, time\n"
+        "from classifier.ml import preprocess\n"
+        "data = sys.stdin.buffer.read()\n"
+        "started = time.perf_counter()\n"
+        "assert preprocess.model_input(data, 224).shape == (224, 224, 3)\n"
+        "peak_kb = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+        "print(time.perf_counter() - started, peak_kb)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], input=declared("still.gif", 7071, 7071),
+                         capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 0, run.stderr.decode()
+    seconds, peak_kb = run.stdout.split()
+    print(f"\nworker decode of a 7071 x 7071 canvas: {float(seconds) * 1000:.0f} ms, peak RSS {int(peak_kb) // 1024} MB")
+    assert int(peak_kb) < 250 * 1024  # the canvas alone is 50 MB as a palette, 200 MB as RGBA
 
 
 # ----- the same inputs through the upload endpoint

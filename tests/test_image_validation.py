@@ -106,6 +106,18 @@ def test_exif_orientation_is_applied():
     assert np.array_equal(np.asarray(upright), np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data)))))
 
 
+def test_a_huge_photo_is_shrunk_before_it_is_converted_and_keeps_its_orientation():
+    """Above LARGE_PIXELS a photo is reduced first (a worker must not spend a gigabyte on it)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(photo("coffee", size=(5000, 4000)), "JPEG", exif=exif.tobytes())
+    assert 5000 * 4000 > preprocess.LARGE_PIXELS
+    upright = preprocess.decode(data)
+    assert upright.mode == "RGB" and upright.size == (1638, 2048)  # turned, longer side LARGE_SIDE
+    small = preprocess.decode(encode(photo("coffee", size=(500, 400)), "JPEG", exif=exif.tobytes()))
+    assert np.abs(preprocess.resize(upright, 64).astype(int) - preprocess.resize(small, 64)).mean() < 8
+
+
 def test_animated_gif_uses_its_first_frame():
     frames = [photo("chelsea").convert("P"), photo("coffee", size=(451, 300)).convert("P")]
     out = io.BytesIO()
