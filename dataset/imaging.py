@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from classifier.ml.preprocess import to_upright_rgb
+from classifier.ml.preprocess import shrunk_if_huge, to_upright_rgb
 
 HASH_SIDE = 8
 
@@ -32,7 +32,7 @@ def thumbnail_jpeg(data: bytes, *, side: int) -> bytes:
     """A JPEG whose longer side is at most `side`, upright, decoded cheaply where JPEG allows."""
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", (side, side))
-        image = to_upright_rgb(image)
+        image = to_upright_rgb(shrunk_if_huge(image))
     image.thumbnail((side, side), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)

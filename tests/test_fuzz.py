@@ -333,18 +333,20 @@ def test_a_tiny_file_declaring_a_huge_canvas_is_validated_quickly():
     assert elapsed < 0.25, f"{len(data)} bytes took {elapsed:.2f} s"
 
 
-def test_the_worker_decodes_a_tiny_file_declaring_a_huge_canvas_in_little_memory():
-    """The same file, as a worker prepares it for the model: converted at full size it cost ~1 s
-    and ~1 GB; it is shrunk first now. Measured in a fresh process: its peak resident memory
+def test_a_tiny_file_declaring_a_huge_canvas_is_decoded_in_little_memory_by_workers_and_thumbnails():
+    """The same file, as a worker prepares it for the model and the admin thumbnails it: converted at
+    full size it cost ~1 s and ~1 GB each; it is shrunk first now. Measured in a fresh process: its peak resident memory
     (VmHWM; getrusage's maxrss would still hold this pytest's, kept across exec)."""
     if not Path("/proc/self/status").exists():
         pytest.skip("reads the peak memory from /proc (Linux)")
     script = (
         "import re, sys, time\n"
         "from classifier.ml import preprocess\n"
+        "from dataset.imaging import thumbnail_jpeg\n"
         "data = sys.stdin.buffer.read()\n"
         "started = time.perf_counter()\n"
         "assert preprocess.model_input(data, 224).shape == (224, 224, 3)\n"
+        "assert thumbnail_jpeg(data, side=160)\n"
         "peak_kb = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
         "print(time.perf_counter() - started, peak_kb)\n"
     )
@@ -352,7 +354,7 @@ def test_the_worker_decodes_a_tiny_file_declaring_a_huge_canvas_in_little_memory
                          capture_output=True, cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode == 0, run.stderr.decode()
     seconds, peak_kb = run.stdout.split()
-    print(f"\nworker decode of a 7071 x 7071 canvas: {float(seconds) * 1000:.0f} ms, peak RSS {int(peak_kb) // 1024} MB")
+    print(f"\nmodel input and thumbnail of a 7071 x 7071 canvas: {float(seconds) * 1000:.0f} ms, peak RSS {int(peak_kb) // 1024} MB")
     assert int(peak_kb) < 250 * 1024  # the canvas alone is 50 MB as a palette, 200 MB as RGBA
 
 
