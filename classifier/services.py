@@ -275,16 +275,22 @@ def worker_statement(sql: str) -> str:
     """A worker's statement, committed on PostgreSQL without waiting for the disk (half its time
     on an idle server). A database crash can then forget a job's last claim or answer: the job
     is waiting again and `requeue_stale` sends it again. The upload's INSERT, which the 202
-    promises, still waits."""
+    promises, still waits. psycopg2 sends both statements as one query (one implicit
+    transaction); psycopg 3 allows one statement per query with parameters, so there it is
+    left as it is."""
     if connection.vendor == "postgresql":
-        return f"SET LOCAL synchronous_commit TO off; {sql}"  # one query, one implicit transaction
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+        if not is_psycopg3:
+            return f"SET LOCAL synchronous_commit TO off; {sql}"
     return sql
 
 
 def prediction_job_update_waiting(*, job_id, values: dict) -> bool:
-    """Write `values` (field names or attnames) to the job if it is still waiting; whether it was.
+    """Write `values` (plain values by field name or attname) to the job if it is still waiting;
+    whether it was.
 
-    SQL built from the fields, as the ORM's update would, at a third of its CPU: this runs for
+    SQL built from the fields, as the ORM's update would, at half its CPU: this runs for
     every answer.
     """
     meta = PredictionJob._meta

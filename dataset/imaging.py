@@ -30,9 +30,9 @@ def difference_hash(image: Image.Image) -> str:
 
 def thumbnail_jpeg(data: bytes, *, side: int) -> bytes:
     """A JPEG whose longer side is at most `side`, upright, decoded cheaply where JPEG allows."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (side, side))
-        image = to_upright_rgb(shrunk_if_huge(image))
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (side, side))
+    image = to_upright_rgb(shrunk_if_huge(image))  # a shrunk copy lets the huge original go
     image.thumbnail((side, side), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)

@@ -116,6 +116,9 @@ def test_a_huge_photo_is_shrunk_before_it_is_converted_and_keeps_its_orientation
     assert upright.mode == "RGB" and upright.size == (1638, 2048)  # turned, longer side LARGE_SIDE
     small = preprocess.decode(encode(photo("coffee", size=(500, 400)), "JPEG", exif=exif.tobytes()))
     assert np.abs(preprocess.resize(upright, 64).astype(int) - preprocess.resize(small, 64)).mean() < 8
+    # a panorama keeps SHORT_SIDE of its height, not what fitting its width into LARGE_SIDE leaves
+    panorama = preprocess.decode(encode(photo("coffee", size=(16_400, 1_000)), "JPEG"))
+    assert panorama.size == (7347, preprocess.SHORT_SIDE)
 
 
 def test_animated_gif_uses_its_first_frame():

@@ -15,11 +15,12 @@ from PIL import Image, ImageOps
 # Bump when the pixels this module produces change: cached embeddings are keyed by it.
 # 2: images above LARGE_PIXELS are reduced first (smaller ones give the same pixels as in 1).
 VERSION = 2
-# A canvas above this many pixels is shrunk to LARGE_SIDE before anything else is done with it:
-# converting it at full size costs a worker a second and a gigabyte (an 813-byte GIF can declare
-# 50 megapixels), for a model that sees 224 × 224. Photos of common cameras (12 MP) stay below.
+# A canvas above this many pixels is shrunk before anything else is done with it: converting it
+# at full size costs a worker a second and a gigabyte (an 813-byte GIF can declare 50 megapixels),
+# for a model that sees 224 × 224. Photos of common cameras (12 MP) stay below.
 LARGE_PIXELS = 16_000_000
-LARGE_SIDE = 2048
+LARGE_SIDE = 2048  # the longer side of a shrunk image, unless
+SHORT_SIDE = 448  # the shorter would then be less than this (a panorama keeps its height)
 REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F")  # Image.reduce's, palettes aside
 # Transparent pixels are shown on white, as an image viewer would show them.
 BACKGROUND = (255, 255, 255)
@@ -50,22 +51,25 @@ def to_upright_rgb(image: Image.Image) -> Image.Image:
 
 def decode(data: bytes) -> Image.Image:
     """Bytes to an upright RGB image (raises Pillow's errors on bad data)."""
-    with Image.open(io.BytesIO(data)) as image:
-        image = shrunk_if_huge(image)
-        image.load()
-        return to_upright_rgb(image)
+    image = shrunk_if_huge(Image.open(io.BytesIO(data)))  # nothing holds a huge original meanwhile
+    image.load()
+    return to_upright_rgb(image)
 
 
 def shrunk_if_huge(image: Image.Image) -> Image.Image:
-    """An opened image above LARGE_PIXELS, at most LARGE_SIDE on its longer side; others as they are."""
+    """An opened image above LARGE_PIXELS, shrunk to LARGE_SIDE on its longer side or SHORT_SIDE on
+    its shorter, whichever is larger; others as they are."""
     if image.width * image.height <= LARGE_PIXELS:
         return image
-    image.draft(None, (LARGE_SIDE, LARGE_SIDE))  # a JPEG decodes at 1/2, 1/4 or 1/8 of its size
-    factor = max(image.size) // LARGE_SIDE
+    scale = max(LARGE_SIDE / max(image.size), SHORT_SIDE / min(image.size))
+    if scale >= 1:
+        return image
+    target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    image.draft(None, target)  # a JPEG decodes at 1/2, 1/4 or 1/8 of its size, not below target
+    factor = min(image.width // target[0], image.height // target[1])
     if factor > 1 and image.mode in REDUCIBLE_MODES:
-        image = image.reduce(factor)  # a box average in the image's own mode: no full-size copy
-    image.thumbnail((LARGE_SIDE, LARGE_SIDE))  # palette images are sampled, never converted here
-    return image
+        image = image.reduce(factor)  # a cheap box average first (LA, RGBA: via a premultiplied copy)
+    return image.resize(target, RESAMPLE)  # palette images are sampled by Pillow, never converted
 
 
 def resize(image: Image.Image, size: int) -> np.ndarray:
