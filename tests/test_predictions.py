@@ -88,17 +88,40 @@ def test_when_two_runs_claimed_a_job_the_one_that_answers_records_its_start(acti
     assert services.prediction_job_finish(job=second, status=PredictionJob.Status.DONE).status == "failed"
 
 
-@pytest.mark.django_db(transaction=True)  # in autocommit, as a worker runs
-def test_on_postgresql_a_worker_statement_commits_without_waiting_and_changes_nothing_after_it():
-    """Claims and answers skip the wait for the disk; the connection's next statement (in the web,
-    an upload's INSERT) still waits."""
+@pytest.fixture
+def on_postgresql():
     if connection.vendor != "postgresql":
         pytest.skip("synchronous_commit is PostgreSQL's (set DATABASE_URL); SQLite statements are unchanged")
+
+
+@pytest.mark.django_db(transaction=True)  # in autocommit, as a worker runs
+def test_on_postgresql_a_worker_statement_commits_without_waiting_and_changes_nothing_after_it(on_postgresql):
+    """Claims and answers skip the wait for the disk; the connection's next statement (in the web,
+    an upload's INSERT) still waits."""
     with connection.cursor() as cursor:
         cursor.execute(services.worker_statement("SELECT current_setting('synchronous_commit')"))
         assert cursor.fetchone() == ("off",)
         cursor.execute("SELECT current_setting('synchronous_commit')")
         assert cursor.fetchone() == ("on",)
+
+
+def test_on_postgresql_an_upload_waits_for_the_disk_and_the_worker_does_not(on_postgresql, active_model):
+    """What a 202 promises is durable; the claim and the answer, which requeue_stale can redo
+    after a crash, skip the wait."""
+    sent = []
+
+    def record(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        job = services.prediction_job_create(dataset=active_model.dataset, data=jpeg())
+        assert services.prediction_job_run(job_id=job.pk).status == "done"
+    job_table = PredictionJob._meta.db_table
+    writes = [sql for sql in sent if job_table in sql and not sql.startswith("SELECT")]
+    not_waiting = "SET LOCAL synchronous_commit TO off; UPDATE"
+    kinds = ["UPDATE, not waiting" if sql.startswith(not_waiting) else sql.split()[0] for sql in writes]
+    assert kinds == ["INSERT", "UPDATE, not waiting", "UPDATE, not waiting"], writes  # upload, claim, answer
 
 
 def test_probabilities_are_listed_by_label_whatever_order_they_were_stored_in(client, active_model):
