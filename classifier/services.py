@@ -321,11 +321,14 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
     active_version = f"FROM {version_table} v WHERE v.dataset_id = {job_table}.dataset_id AND v.is_active"
     waiting = PredictionJob.WAITING
     started_at, worker = timezone.now(), f"{settings.NODE_NAME}:{os.getpid()}"
+    sql = (
+        f"UPDATE {job_table} SET status = %s, started_at = %s, attempts = attempts + 1, worker = %s "
+        f"WHERE id = %s AND status IN ({', '.join(['%s'] * len(waiting))}) "
+        f"RETURNING dataset_id, image, attempts, (SELECT v.id {active_version}), (SELECT v.number {active_version})"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            worker_statement(f"UPDATE {job_table} SET status = %s, started_at = %s, attempts = attempts + 1, worker = %s "
-            f"WHERE id = %s AND status IN ({', '.join(['%s'] * len(waiting))}) "
-            f"RETURNING dataset_id, image, attempts, (SELECT v.id {active_version}), (SELECT v.number {active_version})"),
+            worker_statement(sql),
             [
                 PredictionJob.Status.RUNNING,
                 connection.ops.adapt_datetimefield_value(started_at),

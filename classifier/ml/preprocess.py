@@ -32,7 +32,7 @@ def to_upright_rgb(image: Image.Image) -> Image.Image:
     """Apply the EXIF orientation and convert any mode (CMYK, 16-bit, palette, alpha) to RGB.
 
     Changes `image` itself where it can (callers pass one they decoded): for an upright RGB photo,
-    the two copies Pillow would otherwise make cost a quarter of its decode.
+    the two copies Pillow would otherwise make cost nearly half of `decode` here.
     """
     ImageOps.exif_transpose(image, in_place=True)
     if image.mode in SIXTEEN_BIT_MODES:
