@@ -61,6 +61,8 @@ def job_finished(job_id, *, answer: dict | None = None) -> None:
     there (field name: value, and `version_number`). When the mark cannot be sent (Redis down or
     restarting, the database gone), waiters are not woken early: they read the row when their
     wait ends."""
+    if not settings.REDIS_URL and connection.vendor != "postgresql":
+        return  # SQLite: waiters read the row
     payload = json.dumps(answer or {}, default=lambda value: value.isoformat())
     if settings.REDIS_URL:
         try:
@@ -70,7 +72,7 @@ def job_finished(job_id, *, answer: dict | None = None) -> None:
             pipeline.execute()
         except RedisError:
             logger.warning("Could not tell waiters that job %s is finished: Redis does not answer", job_id)
-    elif connection.vendor == "postgresql":
+    else:
         if len(payload.encode()) > NOTIFY_PAYLOAD_LIMIT:  # many labels: the waiter reads the row
             payload = "{}"
         try:
