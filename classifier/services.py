@@ -286,6 +286,15 @@ def worker_statement(sql: str) -> str:
     return sql
 
 
+def waiting_job_condition(*, job_id) -> tuple[str, list]:
+    """SQL for "this job, while it is still waiting" and its parameters: what the worker's claim
+    and its answer both write under."""
+    waiting = PredictionJob.WAITING
+    pk = PredictionJob._meta.pk
+    sql = f"{connection.ops.quote_name(pk.column)} = %s AND status IN ({', '.join(['%s'] * len(waiting))})"
+    return sql, [pk.get_db_prep_value(job_id, connection), *waiting]
+
+
 def prediction_job_update_waiting(*, job_id, values: dict) -> bool:
     """Write `values` (plain values by field name or attname) to the job if it is still waiting;
     whether it was.
@@ -295,15 +304,12 @@ def prediction_job_update_waiting(*, job_id, values: dict) -> bool:
     """
     meta = PredictionJob._meta
     fields = {name: meta.get_field(name) for name in values}
-    waiting = PredictionJob.WAITING
     assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields.values())
-    sql = (
-        f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {assignments} "
-        f"WHERE id = %s AND status IN ({', '.join(['%s'] * len(waiting))})"
-    )
+    condition, condition_params = waiting_job_condition(job_id=job_id)
+    sql = f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {assignments} WHERE {condition}"
     params = [field.get_db_prep_save(values[name], connection) for name, field in fields.items()]
     with connection.cursor() as cursor:
-        cursor.execute(worker_statement(sql), [*params, meta.pk.get_db_prep_value(job_id, connection), *waiting])
+        cursor.execute(worker_statement(sql), [*params, *condition_params])
         return cursor.rowcount == 1
 
 
@@ -319,11 +325,11 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
         connection.ops.quote_name(model._meta.db_table) for model in (PredictionJob, ModelVersion)
     )
     active_version = f"FROM {version_table} v WHERE v.dataset_id = {job_table}.dataset_id AND v.is_active"
-    waiting = PredictionJob.WAITING
+    condition, condition_params = waiting_job_condition(job_id=job_id)
     started_at, worker = timezone.now(), f"{settings.NODE_NAME}:{os.getpid()}"
     sql = (
         f"UPDATE {job_table} SET status = %s, started_at = %s, attempts = attempts + 1, worker = %s "
-        f"WHERE id = %s AND status IN ({', '.join(['%s'] * len(waiting))}) "
+        f"WHERE {condition} "
         f"RETURNING dataset_id, image, attempts, (SELECT v.id {active_version}), (SELECT v.number {active_version})"
     )
     with connection.cursor() as cursor:
@@ -333,8 +339,7 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
                 PredictionJob.Status.RUNNING,
                 connection.ops.adapt_datetimefield_value(started_at),
                 worker,
-                PredictionJob._meta.pk.get_db_prep_value(job_id, connection),
-                *waiting,
+                *condition_params,
             ],
         )
         row = cursor.fetchone()
