@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
 
 from classifier.ml import backbones, metrics, preprocess
+from classifier.ml import predictor as predictor_module
 from classifier.ml.embeddings import EmbeddingCache, Example
 from classifier.ml.head import head_fit
 from classifier.ml.predictor import Predictor
@@ -158,3 +160,29 @@ def test_predictor_reads_jpeg_bytes_like_training(keras_home, tmp_path, demo_pho
     from_bytes = predictor.predict(data)
     from_pixels, _ = predictor.predict_pixels(preprocess.model_input(data, 224))
     assert np.allclose([from_bytes.probabilities[n] for n in class_names], from_pixels, atol=0)
+
+
+def test_burst_interpreter_runs_only_on_spare_cores_and_answers_alike(keras_home, tmp_path, demo_photos, monkeypatch):
+    examples, class_names = examples_from(demo_photos, 10)
+    model_train(
+        examples=examples, class_names=class_names, settings=TrainSettings(backbone="mobilenet_025", epochs=50),
+        cache_root=tmp_path / "cache", directory=tmp_path / "v", metadata={},
+    )
+    assert 0 <= predictor_module.spare_cores() < len(os.sched_getaffinity(0))  # the caller is running
+    predictor = Predictor(tmp_path / "v", burst_threads=2)
+    coffee, cat = (preprocess.model_input(jpeg(name), 224) for name in ("coffee", "chelsea"))
+
+    def output(interpreter):
+        return interpreter.get_tensor(predictor.probabilities_index)[0]
+
+    monkeypatch.setattr(predictor_module, "spare_cores", lambda: 0)  # every core busy
+    coffee_answer, _ = predictor.predict_pixels(coffee)
+    assert np.array_equal(output(predictor.interpreter), coffee_answer)
+    monkeypatch.setattr(predictor_module, "spare_cores", lambda: 1)
+    cat_answer, cat_cam = predictor.predict_pixels(cat)
+    assert np.array_equal(output(predictor.burst_interpreter), cat_answer)
+    assert np.array_equal(output(predictor.interpreter), coffee_answer)  # the one-thread one did not run
+    monkeypatch.setattr(predictor_module, "spare_cores", lambda: 0)
+    cat_alone, cat_cam_alone = predictor.predict_pixels(cat)
+    assert np.allclose(cat_answer, cat_alone, atol=1e-6) and np.allclose(cat_cam, cat_cam_alone, atol=1e-4)
+    assert Predictor(tmp_path / "v", burst_threads=1).burst_interpreter is None  # no more threads than without
