@@ -55,19 +55,30 @@ class ValidatedImage:
     extension: str
     width: int
     height: int
-    upright: Image.Image  # a small upright RGB copy, from which the perceptual hash is taken
 
     # Dataset images store it; a prediction upload never uses it, so it is not computed on its path.
     @cached_property
     def perceptual_hash(self) -> str:
-        return difference_hash(self.upright)
+        return difference_hash(small_upright(self.data))
+
+
+def small_upright(data: bytes) -> Image.Image:
+    """The image as upright RGB within DECODE_CHECK_SIDE, decoded cheaply: a JPEG at a fraction of
+    its size, and never a whole canvas converted (seconds and a gigabyte for a tiny GIF that
+    declares a huge one)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
+        image.load()
+        image.thumbnail((DECODE_CHECK_SIDE, DECODE_CHECK_SIDE), reducing_gap=None)
+        return to_upright_rgb(image)
 
 
 def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
     """Accept an image a person would call valid, or raise ValidationError with a sentence.
 
     Checks, in order of cost: size, format and declared pixels (header only, so a decompression
-    bomb is refused before it is decoded), integrity, then a full decode to upright RGB.
+    bomb is refused before it is decoded), integrity, then a decode (reduced, for a JPEG) and a check
+    that it turns and converts to RGB as a worker will.
     """
     what = f"“{name}”" if name else "The file"
     if not data:
@@ -111,10 +122,9 @@ def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
                 # byte of its data is still read, so a truncated file fails all the same.
                 image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
                 image.load()
-                # what follows needs only a small copy: converting the full canvas costs seconds
-                # and a gigabyte for a tiny file that declares a huge one (a GIF, a PNG)
-                image.thumbnail((DECODE_CHECK_SIDE, DECODE_CHECK_SIDE), reducing_gap=None)
-                upright = to_upright_rgb(image)
+                # Turning and converting to RGB (what a worker does next) fail by mode and metadata,
+                # not by size: one pixel's corner shows it, where the canvas can be huge.
+                to_upright_rgb(image.crop((0, 0, 1, 1)))
         except Exception as error:
             raise damaged(what, error) from None
     if orientation in TRANSPOSED_ORIENTATIONS:
@@ -125,7 +135,6 @@ def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
         extension=ACCEPTED_FORMATS[image_format],
         width=width,
         height=height,
-        upright=upright,
     )
 
 
