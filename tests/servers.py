@@ -52,7 +52,7 @@ def web_server(media_root, ml_cache_root, extra: dict):
 def healthy(base: str) -> bool:
     try:
         return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or its first answer is slow
         return False
 
 
