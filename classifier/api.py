@@ -223,14 +223,16 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
     if image.size > settings.MAX_UPLOAD_BYTES:  # refused before it is read into memory
         return Status(400, {"detail": f"“{image.name}” is {human_size(image.size)}; the limit is "
                                       f"{human_size(settings.MAX_UPLOAD_BYTES)}."})
-    target = selectors.prediction_dataset(slug=dataset or None)
-    if target is None:
+    slug = selectors.dataset_slug(slug=dataset)
+    if slug is None:
         return Status(404, {"detail": no_dataset(dataset)})
     try:
         job = services.prediction_job_create(
-            dataset=target, data=image.read(), name=image.name or "", session_key=session_key(request),
+            dataset_slug=slug, data=image.read(), name=image.name or "", session_key=session_key(request),
             client=client_address(request),
         )
+    except services.NoDataset:
+        return Status(404, {"detail": no_dataset(dataset)})
     except services.RateLimited as error:
         response = api.create_response(request, {"detail": str(error)}, status=429)
         response["Retry-After"] = str(error.retry_after)

@@ -8,7 +8,6 @@ from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import F, QuerySet
 
 from classifier.ml.embeddings import Example
@@ -45,14 +44,6 @@ def training_examples(*, dataset: Dataset) -> tuple[list[Example], list[str]]:
 
 def active_version(*, dataset: Dataset) -> ModelVersion | None:
     return dataset.model_versions.filter(is_active=True).first()
-
-
-def has_active_version(*, dataset: Dataset) -> bool:
-    """Whether anything answers for the dataset, without reading the version's (large) metrics.
-    A dataset read by `prediction_dataset` knows it already: one query less per upload."""
-    if hasattr(dataset, "answering"):
-        return bool(dataset.answering)  # SQLite says 0 or 1
-    return dataset.model_versions.filter(is_active=True).exists()
 
 
 def with_version_number(jobs: QuerySet[PredictionJob]) -> QuerySet[PredictionJob]:
@@ -162,22 +153,17 @@ def versions_comparison(*, versions: list[ModelVersion]) -> list[tuple[str, list
     return rows
 
 
-def prediction_dataset(*, slug: str | None) -> Dataset | None:
-    """The dataset a prediction is for: the one named, else the default one. A name that cannot be
-    a slug names none (and characters such as NUL never reach the database)."""
+def dataset_slug(*, slug: str | None) -> str | None:
+    """The slug a request names, the default one if none, or None if it cannot name a dataset
+    (characters such as NUL never reach the database)."""
     slug = slug or settings.DEFAULT_DATASET_SLUG
-    if not SLUG.fullmatch(slug):
-        return None
-    # Raw SQL for the query every upload makes first: the ORM spends 4x the CPU building it.
-    dataset_table, version_table = (
-        connection.ops.quote_name(model._meta.db_table) for model in (Dataset, ModelVersion)
-    )
-    found = Dataset.objects.raw(
-        f"SELECT d.*, EXISTS (SELECT 1 FROM {version_table} v WHERE v.dataset_id = d.id AND v.is_active) "
-        f"AS answering FROM {dataset_table} d WHERE d.slug = %s",
-        [slug],
-    )
-    return next(iter(found), None)
+    return slug if SLUG.fullmatch(slug) else None
+
+
+def prediction_dataset(*, slug: str | None) -> Dataset | None:
+    """The dataset a prediction is for: the one named, else the default one."""
+    slug = dataset_slug(slug=slug)
+    return Dataset.objects.filter(slug=slug).first() if slug else None
 
 
 def recent_predictions(*, session_key: str, limit: int = 10) -> QuerySet[PredictionJob]:

@@ -241,8 +241,12 @@ def dataset_image_create(
     return image
 
 
-def file_and_row_save(*, instance, file, name: str, data: bytes) -> None:
+def file_and_row_save(
+    *, instance, file, name: str, data: bytes, row_insert: Callable[[], bool] | None = None
+) -> bool:
     """Write the file, then insert the row; if the row fails, the file goes too (never one alone).
+    `row_insert` replaces the plain INSERT and says whether it inserted the row: if not, the file
+    goes too and this returns False.
 
     One INSERT is atomic on its own: only inside a caller's transaction does it need a savepoint
     (so a refused row leaves that transaction usable). Outside one, BEGIN and COMMIT would be two
@@ -251,10 +255,17 @@ def file_and_row_save(*, instance, file, name: str, data: bytes) -> None:
     file.save(name, ContentFile(data), save=False)
     try:
         with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-            instance.save(force_insert=True)
+            if row_insert is None:
+                instance.save(force_insert=True)
+                inserted = True
+            else:
+                inserted = row_insert()
     except BaseException:
         file.delete(save=False)
         raise
+    if not inserted:
+        file.delete(save=False)
+    return inserted
 
 
 def rows_delete_with_files(*, queryset, field: str) -> int:

@@ -104,8 +104,8 @@ def test_existing_jobs_answer_generated_reads_and_feedback_without_a_server_erro
     """Generated job ids almost never name a job, so the reads and feedback of real jobs (one
     waiting, one answered) get their own run, with generated `wait` values and feedback bodies,
     valid and invalid."""
-    waiting = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("rocket", size=(64, 48)))
-    answered = services.prediction_job_create(dataset=active_model.dataset, data=jpeg("chelsea", size=(64, 48)))
+    waiting = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket", size=(64, 48)))
+    answered = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea", size=(64, 48)))
     PredictionJob.objects.filter(pk=answered.pk).update(
         status=PredictionJob.Status.DONE, label="coffee", confidence=0.9,
         probabilities={"coffee": 0.9, "not_coffee": 0.1}, heatmap=[[0.0, 1.0]], model_version=active_model,

@@ -85,7 +85,7 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_is_finished_once(trained, sta
     # short timeout and retry so that the broker hands the orphaned task out again within seconds
     timing = {"Q_TIMEOUT": "8", "Q_RETRY": "10"}
     cluster = start_qcluster(**timing)
-    job = services.prediction_job_create(dataset=trained, data=slow_photo())  # enqueued on commit
+    job = services.prediction_job_create(dataset_slug=trained.slug, data=slow_photo())  # enqueued on commit
     wait_for(lambda: PredictionJob.objects.get(pk=job.pk).status == "running", timeout=60, interval=0.005,
              message="a worker to start the job")
     os.killpg(cluster.pid, signal.SIGKILL)
