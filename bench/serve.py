@@ -60,8 +60,8 @@ def base_env(**extra) -> dict:
         "SECURE_HSTS_SECONDS": "0",
         "BENCH_DATASET": "bench",
         "DEFAULT_DATASET_SLUG": "bench",
-        "Q_RECYCLE": "1000000",
-        "PREDICTION_RATE_LIMIT": "0",  # one client address sends everything here  # measure memory as it is, not as recycling hides it
+        "Q_RECYCLE": "1000000",  # measure memory as it is, not as recycling hides it
+        "PREDICTION_RATE_LIMIT": "0",  # one client address sends everything here
         **extra,
     }
 
