@@ -249,16 +249,18 @@ def prediction_job_insert(*, job: PredictionJob, dataset_slug: str) -> bool:
     from the fields as the ORM's INSERT would, at a fraction of its CPU: every upload runs it.
     """
     quote = connection.ops.quote_name
-    fields = [field for field in PredictionJob._meta.concrete_fields if field.attname != "dataset_id"]
+    dataset_field = PredictionJob._meta.get_field("dataset")
+    fields = [field for field in PredictionJob._meta.concrete_fields if field is not dataset_field]
     values = [field.get_db_prep_save(field.pre_save(job, add=True), connection) for field in fields]
     job_table, dataset_table, version_table = (
         quote(model._meta.db_table) for model in (PredictionJob, Dataset, ModelVersion)
     )
+    columns = ", ".join(quote(field.column) for field in [*fields, dataset_field])
     sql = (
-        f"INSERT INTO {job_table} ({', '.join(quote(field.column) for field in fields)}, dataset_id) "
+        f"INSERT INTO {job_table} ({columns}) "
         f"SELECT {', '.join(['%s'] * len(fields))}, d.id FROM {dataset_table} d WHERE d.slug = %s "
         f"AND EXISTS (SELECT 1 FROM {version_table} v WHERE v.dataset_id = d.id AND v.is_active) "
-        f"RETURNING dataset_id"
+        f"RETURNING {quote(dataset_field.column)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, dataset_slug])
