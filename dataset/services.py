@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from classifier.ml.preprocess import to_upright_rgb
 from dataset import selectors
-from dataset.imaging import content_sha256, difference_hash
+from dataset.imaging import content_sha256, difference_hash, small_upright
 from dataset.models import Dataset, DatasetImage, Label
 
 # Pillow format name → file extension. MPO is how Pillow reads many phone cameras' JPEGs.
@@ -59,18 +59,7 @@ class ValidatedImage:
     # Dataset images store it; a prediction upload never uses it, so it is not computed on its path.
     @cached_property
     def perceptual_hash(self) -> str:
-        return difference_hash(small_upright(self.data))
-
-
-def small_upright(data: bytes) -> Image.Image:
-    """The image as upright RGB within DECODE_CHECK_SIDE, decoded cheaply: a JPEG at a fraction of
-    its size, and never a whole canvas converted (seconds and a gigabyte for a tiny GIF that
-    declares a huge one)."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
-        image.load()
-        image.thumbnail((DECODE_CHECK_SIDE, DECODE_CHECK_SIDE), reducing_gap=None)
-        return to_upright_rgb(image)
+        return difference_hash(small_upright(self.data, side=DECODE_CHECK_SIDE))
 
 
 def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
