@@ -5,7 +5,8 @@
 Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench,
 dropped and re-created) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
 Prepares a dataset from the demo photos, trains and activates mobilenet_v2, then measures:
-- raw floor: decode + LiteRT Predictor in this process, no HTTP;
+- raw floor: decode + LiteRT Predictor in this process, no HTTP (the demo photos, and the same
+  enlarged to a phone camera's 12 megapixels);
 - this system: gunicorn (2 processes × 8 threads) + qcluster (2 workers), HTTP POST then GET
   ?wait= until answered, with the Redis broker and with the ORM broker;
 - sync LiteRT view: the same model run inside the request, gunicorn 2 sync workers;
@@ -292,13 +293,13 @@ def active_directory() -> Path:
     return selectors.artifact_path(version=selectors.active_version(dataset=Dataset.objects.get(slug="bench")))
 
 
-def raw_floor(photos, directory: Path):
+def raw_floor(photos, directory: Path, *, name: str = "raw floor (no HTTP)", count: int = 300):
     from classifier.ml import preprocess
     from classifier.ml.predictor import Predictor
 
     predictor = Predictor(directory)
     decode, invoke, total = [], [], []
-    for index in range(300):
+    for index in range(count):
         data = photos[index % len(photos)]
         started = time.perf_counter()
         pixels = preprocess.model_input(data, 224)
@@ -308,8 +309,25 @@ def raw_floor(photos, directory: Path):
         decode.append((middle - started) * 1000)
         invoke.append((finished - middle) * 1000)
         total.append((finished - started) * 1000)
-    print(f"{'raw floor (no HTTP)':28} p50 {statistics.median(total):8.2f} ms  (decode+resize "
+    print(f"{name:34} p50 {statistics.median(total):8.2f} ms  (decode+resize "
           f"{statistics.median(decode):.2f} ms, LiteRT invoke {statistics.median(invoke):.2f} ms, 1 thread)", flush=True)
+
+
+def phone_photos(photos, count: int = 5) -> list[bytes]:
+    """Demo photos enlarged to a phone camera's 12 megapixels (4032 × 3024, JPEG quality 90): what
+    people upload, where the demo photos are at most 512 px. Enlarged photos hold less fine detail
+    than real ones, so a real photo of that size decodes somewhat slower."""
+    import io
+
+    from PIL import Image
+
+    enlarged = []
+    for data in photos[:count]:
+        image = Image.open(io.BytesIO(data)).convert("RGB").resize((4032, 3024), Image.Resampling.BICUBIC)
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=90)
+        enlarged.append(out.getvalue())
+    return enlarged
 
 
 def main():
@@ -330,8 +348,10 @@ def main():
     else:
         prepare()
     photos = [path.read_bytes() for path in sorted(SOURCE.glob("*/*.jpg"))[::15]]
+    phones = phone_photos(photos)
     directory = active_directory()
     raw_floor(photos, directory)
+    raw_floor(phones, directory, name="raw floor, 12 MP photo", count=50)
 
     import redis
 
@@ -362,6 +382,9 @@ def main():
                 report(f"this system, {broker}, {flow}", latency, throughput,
                        f"  | jobs {total}, not done {not_done}; worker RSS MB {[round(m) for m in before]} -> "
                        f"{[round(m) for m in rss_mb(workers)]}")
+            if broker == "redis":
+                phone_latency = Load(system_call(base, one_request=True), phones).latency(50)
+                report("this system, redis, POST ?wait, 12 MP", phone_latency)
             if broker == "redis" and (args.soak or args.soak_seconds):
                 soak(load, workers, args.clients, jobs=args.soak, seconds=args.soak_seconds)
 

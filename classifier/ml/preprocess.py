@@ -14,7 +14,8 @@ from PIL import Image, ImageOps
 
 # Bump when the pixels this module produces change: cached embeddings are keyed by it.
 # 2: images above LARGE_PIXELS are reduced first (smaller ones give the same pixels as in 1).
-VERSION = 2
+# 3: a JPEG at least twice the model's input on both sides is decoded at 1/2, 1/4 or 1/8 of its size.
+VERSION = 3
 # A canvas above this many pixels is shrunk before anything else is done with it: converting it
 # at full size costs a worker a second and a gigabyte (an 813-byte GIF can declare 50 megapixels),
 # for a model that sees 224 × 224. Photos of common cameras (12 MP) stay below.
@@ -49,9 +50,17 @@ def to_upright_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def decode(data: bytes) -> Image.Image:
-    """Bytes to an upright RGB image (raises Pillow's errors on bad data)."""
-    image = shrunk_if_huge(Image.open(io.BytesIO(data)))  # nothing holds a huge original meanwhile
+def decode(data: bytes, *, at_least: int | None = None) -> Image.Image:
+    """Bytes to an upright RGB image (raises Pillow's errors on bad data).
+
+    With `at_least`, a JPEG decodes at 1/2, 1/4 or 1/8 of its size (libjpeg scales while it
+    decodes, averaging each block) as long as both sides keep that many pixels: a 12-megapixel
+    phone photo then takes a worker a fifth of the time, for a model that sees 224 × 224.
+    """
+    image = Image.open(io.BytesIO(data))
+    if at_least:
+        image.draft(None, (at_least, at_least))
+    image = shrunk_if_huge(image)  # nothing holds a huge original meanwhile
     image.load()
     return to_upright_rgb(image)
 
@@ -81,4 +90,4 @@ def resize(image: Image.Image, size: int) -> np.ndarray:
 
 def model_input(data: bytes, size: int) -> np.ndarray:
     """Bytes to the array a model is fed: decode, orient, RGB, resize."""
-    return resize(decode(data), size)
+    return resize(decode(data, at_least=size), size)
