@@ -9,6 +9,7 @@ import pytest
 
 from classifier.ml import backbones, metrics, preprocess
 from classifier.ml import predictor as predictor_module
+from classifier.ml.cores import cpu_quota, usable_cores
 from classifier.ml.embeddings import EmbeddingCache, Example
 from classifier.ml.head import head_fit
 from classifier.ml.predictor import Predictor
@@ -178,6 +179,27 @@ def test_predictor_reads_jpeg_bytes_like_training(keras_home, tmp_path, demo_pho
     from_bytes = predictor.predict(data)
     from_pixels, _ = predictor.predict_pixels(preprocess.model_input(data, 224))
     assert np.allclose([from_bytes.probabilities[n] for n in class_names], from_pixels, atol=0)
+
+
+def test_usable_cores_follow_a_containers_cpu_quota(tmp_path):
+    """A container limited to fewer CPUs than its affinity shows must not run more threads."""
+    affinity = len(os.sched_getaffinity(0))
+    assert 1 <= usable_cores() <= affinity
+
+    def cgroup(name: str, files: dict[str, str]):
+        for path, text in files.items():
+            (tmp_path / name / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / path).write_text(text + "\n")
+        return tmp_path / name
+
+    assert usable_cores(cgroup("none", {})) == affinity
+    assert usable_cores(cgroup("v2-unlimited", {"cpu.max": "max 100000"})) == affinity
+    half = cgroup("v2-half", {"cpu.max": "50000 100000"})
+    assert cpu_quota(half) == 0.5 and usable_cores(half) == 1  # still one thread
+    v1 = {"cpu,cpuacct/cpu.cfs_period_us": "100000"}
+    assert usable_cores(cgroup("v1-unlimited", {**v1, "cpu,cpuacct/cpu.cfs_quota_us": "-1"})) == affinity
+    above = cgroup("v1-above", {**v1, "cpu,cpuacct/cpu.cfs_quota_us": str(100000 * (affinity + 3))})
+    assert cpu_quota(above) == affinity + 3 and usable_cores(above) == affinity
 
 
 def test_burst_interpreter_runs_only_on_spare_cores_and_answers_alike(keras_home, tmp_path, demo_photos, monkeypatch):

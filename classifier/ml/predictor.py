@@ -13,7 +13,6 @@ throughput.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.ml import preprocess
+from classifier.ml.cores import usable_cores
 from classifier.ml.metrics import decide
 
 MODEL_FILE = "model.tflite"
@@ -63,10 +63,9 @@ def spare_cores() -> int:
     try:
         with open("/proc/loadavg") as loadavg:
             runnable = int(loadavg.read().split()[3].split("/")[0])  # the caller among them
-        cores = len(os.sched_getaffinity(0))
-    except (OSError, ValueError, IndexError, AttributeError):
+    except (OSError, ValueError, IndexError):
         return 0
-    return max(0, cores - runnable)
+    return max(0, usable_cores() - runnable)
 
 
 class Predictor:
