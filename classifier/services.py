@@ -233,7 +233,7 @@ def prediction_job_create(
     valid = image_validate(data=data, name=name)
     job = PredictionJob(image_format=valid.image_format, session_key=session_key or "", client=client[:64])
     if not file_and_row_save(
-        instance=job, file=job.image, name=f"upload.{valid.extension}", data=valid.data,
+        file=job.image, name=f"upload.{valid.extension}", data=valid.data,
         row_insert=lambda: prediction_job_insert(job=job, dataset_slug=dataset_slug),
     ):
         dataset = Dataset.objects.filter(slug=dataset_slug).first()

@@ -221,7 +221,7 @@ def dataset_image_create(
         source=source,
     )
     try:
-        file_and_row_save(instance=image, file=image.file, name=f"upload.{valid.extension}", data=valid.data)
+        file_and_row_save(file=image.file, name=f"upload.{valid.extension}", data=valid.data)
     except IntegrityError:
         existing = selectors.dataset_image_by_sha256(dataset=dataset, sha256=sha256)
         if existing is None:
@@ -230,12 +230,10 @@ def dataset_image_create(
     return image
 
 
-def file_and_row_save(
-    *, instance, file, name: str, data: bytes, row_insert: Callable[[], bool] | None = None
-) -> bool:
-    """Write the file, then insert the row; if the row fails, the file goes too (never one alone).
-    `row_insert` replaces the plain INSERT and says whether it inserted the row: if not, the file
-    goes too and this returns False.
+def file_and_row_save(*, file, name: str, data: bytes, row_insert: Callable[[], bool] | None = None) -> bool:
+    """Write the file, then insert the row of the model instance it belongs to; if the row fails,
+    the file goes too (never one alone). `row_insert` replaces the plain INSERT and says whether
+    it inserted the row: if not, the file goes too and this returns False.
 
     One INSERT is atomic on its own: only inside a caller's transaction does it need a savepoint
     (so a refused row leaves that transaction usable). Outside one, BEGIN and COMMIT would be two
@@ -245,7 +243,7 @@ def file_and_row_save(
     try:
         with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
             if row_insert is None:
-                instance.save(force_insert=True)
+                file.instance.save(force_insert=True)
                 inserted = True
             else:
                 inserted = row_insert()
