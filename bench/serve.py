@@ -446,7 +446,9 @@ def soak(load: Load, workers, clients: int, *, jobs: int = 0, seconds: float = 0
         thread.start()
     last_sent, last_time = 0, started
     while any(thread.is_alive() for thread in threads):
-        time.sleep(10)
+        window_end = time.perf_counter() + 10
+        for thread in threads:  # the last window ends with the last client, not 10 s later
+            thread.join(max(0.0, window_end - time.perf_counter()))
         samples.append(rss_mb(workers))
         now = time.perf_counter()
         paces.append((sent[0] - last_sent) / (now - last_time))
