@@ -75,6 +75,8 @@ class Predictor:
         self.class_names: list[str] = self.metadata["labels"]
         self.input_size: int = self.metadata["input_size"]
         self.threshold: float | None = self.metadata.get("threshold")
+        # a version is fed the pixels it was trained on
+        self.reduced_jpeg = self.metadata.get("preprocess_version", 1) >= 3
         self.interpreter = load_interpreter(self.directory / MODEL_FILE, num_threads)
         self.burst_interpreter = (
             load_interpreter(self.directory / MODEL_FILE, burst_threads) if burst_threads > num_threads else None
@@ -103,7 +105,7 @@ class Predictor:
 
     def predict(self, data: bytes) -> Prediction:
         started = time.perf_counter()
-        pixels = preprocess.model_input(data, self.input_size)
+        pixels = preprocess.model_input(data, self.input_size, reduced_jpeg=self.reduced_jpeg)
         decoded = time.perf_counter()
         probabilities, cam = self.predict_pixels(pixels)
         finished = time.perf_counter()

@@ -54,8 +54,8 @@ def decode(data: bytes, *, at_least: int | None = None) -> Image.Image:
     """Bytes to an upright RGB image (raises Pillow's errors on bad data).
 
     With `at_least`, a JPEG decodes at 1/2, 1/4 or 1/8 of its size (libjpeg scales while it
-    decodes, averaging each block) as long as both sides keep that many pixels: a 12-megapixel
-    phone photo then takes a worker a fifth of the time, for a model that sees 224 × 224.
+    decodes) as long as both sides keep that many pixels: a 12-megapixel phone photo then takes
+    a fifth of the time here, for a model that sees 224 × 224.
     """
     image = Image.open(io.BytesIO(data))
     if at_least:
@@ -74,7 +74,9 @@ def shrunk_if_huge(image: Image.Image) -> Image.Image:
     if scale >= 1:
         return image
     target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    image.draft(None, target)  # a JPEG decodes at 1/2, 1/4 or 1/8 of its size, not below target
+    # a JPEG decodes at 1/2, 1/4 or 1/8 of its size, not below target (unless `decode` drafted it
+    # already: Pillow drafts once, and a model's input is smaller than target, so that draft was stronger)
+    image.draft(None, target)
     factor = min(image.width // target[0], image.height // target[1])
     if factor > 1 and image.mode in REDUCIBLE_MODES:
         image = image.reduce(factor)  # a cheap box average first (LA, RGBA: via a premultiplied copy)
@@ -88,6 +90,7 @@ def resize(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def model_input(data: bytes, size: int) -> np.ndarray:
-    """Bytes to the array a model is fed: decode, orient, RGB, resize."""
-    return resize(decode(data, at_least=size), size)
+def model_input(data: bytes, size: int, *, reduced_jpeg: bool = True) -> np.ndarray:
+    """Bytes to the array a model is fed: decode, orient, RGB, resize. `reduced_jpeg=False` gives
+    the pixels of VERSION 2 and before (a large JPEG decoded whole), for versions trained on them."""
+    return resize(decode(data, at_least=size if reduced_jpeg else None), size)
