@@ -174,16 +174,22 @@ def test_predictor_reads_jpeg_bytes_like_training(keras_home, tmp_path, demo_pho
         examples=examples, class_names=class_names, settings=TrainSettings(backbone="mobilenet_025", epochs=50),
         cache_root=tmp_path / "cache", directory=tmp_path / "v", metadata={},
     )
-    predictor = Predictor(tmp_path / "v")
-    data = jpeg("coffee")
-    from_bytes = predictor.predict(data)
-    from_pixels, _ = predictor.predict_pixels(preprocess.model_input(data, 224))
-    assert np.allclose([from_bytes.probabilities[n] for n in class_names], from_pixels, atol=0)
+    data = jpeg("coffee", size=(1200, 900))  # large enough to decode reduced
+    reduced, whole = preprocess.model_input(data, 224), preprocess.model_input(data, 224, reduced_jpeg=False)
+    assert not np.array_equal(reduced, whole)
+    for preprocess_version, pixels in ((preprocess.VERSION, reduced), (2, whole)):
+        # a version trained before JPEGs were decoded reduced is still fed the pixels it learnt on
+        metadata = json.loads((tmp_path / "v" / "metadata.json").read_text())
+        (tmp_path / "v" / "metadata.json").write_text(json.dumps({**metadata, "preprocess_version": preprocess_version}))
+        predictor = Predictor(tmp_path / "v")
+        from_bytes = predictor.predict(data)
+        from_pixels, _ = predictor.predict_pixels(pixels)
+        assert np.allclose([from_bytes.probabilities[n] for n in class_names], from_pixels, atol=0)
 
 
 def test_usable_cores_follow_a_containers_cpu_quota(tmp_path):
     """A container limited to fewer CPUs than its affinity shows must not run more threads."""
-    affinity = len(os.sched_getaffinity(0))
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert 1 <= usable_cores() <= affinity
 
     def cgroup(name: str, files: dict[str, str]):
@@ -208,7 +214,7 @@ def test_burst_interpreter_runs_only_on_spare_cores_and_answers_alike(keras_home
         examples=examples, class_names=class_names, settings=TrainSettings(backbone="mobilenet_025", epochs=50),
         cache_root=tmp_path / "cache", directory=tmp_path / "v", metadata={},
     )
-    assert 0 <= predictor_module.spare_cores() < len(os.sched_getaffinity(0))  # the caller is running
+    assert 0 <= predictor_module.spare_cores() < usable_cores()  # the caller is running
     predictor = Predictor(tmp_path / "v", burst_threads=2)
     coffee, cat = (preprocess.model_input(jpeg(name), 224) for name in ("coffee", "chelsea"))
 

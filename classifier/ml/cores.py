@@ -11,13 +11,15 @@ import functools
 import os
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")  # a container sees its own cgroup here
+# A container (Docker, Kubernetes) sees its own cgroup here; elsewhere (a systemd unit's
+# CPUQuota=, a limit on a parent cgroup) no quota is found and the affinity counts.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 @functools.cache
 def usable_cores(cgroup_root: Path = CGROUP_ROOT) -> int:
     """Cores in this process's affinity, at most the whole CPUs its cgroup's quota allows (≥ 1).
-    Read once per process."""
+    Read once (forked workers inherit the answer)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -42,6 +44,6 @@ def cpu_quota(cgroup_root: Path) -> float | None:
             return None
     try:
         allowed = int(limit) / int(period)
-    except ValueError:  # "max"
+    except (ValueError, ZeroDivisionError):  # "max"
         return None
     return allowed if allowed > 0 else None
