@@ -447,11 +447,12 @@ def soak(load: Load, workers, clients: int, *, jobs: int = 0, seconds: float = 0
     last_sent, last_time = 0, started
     while any(thread.is_alive() for thread in threads):
         window_end = time.perf_counter() + 10
-        for thread in threads:  # the last window ends with the last client, not 10 s later
+        for thread in threads:  # the last window ends with the last client
             thread.join(max(0.0, window_end - time.perf_counter()))
         samples.append(rss_mb(workers))
         now = time.perf_counter()
-        paces.append((sent[0] - last_sent) / (now - last_time))
+        if now - last_time >= 9 or not paces:  # the last, short window also drains the clients
+            paces.append((sent[0] - last_sent) / (now - last_time))
         last_sent, last_time = sent[0], now
     elapsed = time.perf_counter() - started
     flat = [size for sample in samples for size in sample]
