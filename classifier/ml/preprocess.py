@@ -74,8 +74,8 @@ def shrunk_if_huge(image: Image.Image) -> Image.Image:
     if scale >= 1:
         return image
     target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    # a JPEG decodes at 1/2, 1/4 or 1/8 of its size, not below target (unless `decode` drafted it
-    # already: Pillow drafts once, and a model's input is smaller than target, so that draft was stronger)
+    # a JPEG decodes at 1/2, 1/4 or 1/8 of its size, not below target; Pillow drafts only once, so
+    # after `decode`'s draft for a model's input (below SHORT_SIDE, so at least as strong) this is a no-op
     image.draft(None, target)
     factor = min(image.width // target[0], image.height // target[1])
     if factor > 1 and image.mode in REDUCIBLE_MODES:
