@@ -385,8 +385,8 @@ def main():
             if broker == "redis":
                 phone_latency = Load(system_call(base, one_request=True), phones).latency(50)
                 report("this system, redis, POST ?wait, 12 MP", phone_latency)
-            if broker == "redis" and (args.soak or args.soak_seconds):
-                soak(load, workers, args.clients, jobs=args.soak, seconds=args.soak_seconds)
+                if args.soak or args.soak_seconds:
+                    soak(load, workers, args.clients, jobs=args.soak, seconds=args.soak_seconds)
 
     peer_env = base_env(DJANGO_SETTINGS_MODULE="bench.peer_settings")
     peers = {

@@ -48,4 +48,3 @@ def small_upright(data: bytes, *, side: int) -> Image.Image:
         image.load()
         image.thumbnail((side, side), reducing_gap=None)
         return to_upright_rgb(image)
-
