@@ -2,9 +2,11 @@
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from classifier.brokers import IDLE_LOOK_SECONDS, ListeningORM
 
@@ -73,3 +75,40 @@ def test_with_connections_closed_after_each_use_the_broker_still_waits(broker, m
     elapsed, tasks = timed(broker.dequeue)
     assert tasks is None and elapsed < IDLE_LOOK_SECONDS * 0.8
     assert [payload for _, payload in broker.dequeue()] == ["third"]
+
+
+def test_tasks_are_taken_oldest_first_and_again_only_once_their_lock_expires(broker):
+    from django_q.models import OrmQ
+
+    for payload in ("a", "b", "c"):
+        broker.enqueue(payload)
+    taken = [broker.dequeue() for _ in range(3)]
+    assert [payload for tasks in taken for _, payload in tasks] == ["a", "b", "c"]
+    assert broker.take_due() == []  # each is locked for Q_CLUSTER's retry
+    OrmQ.objects.filter(pk=taken[1][0][0]).update(lock=timezone.now() - timedelta(seconds=1))  # "b" ran out
+    assert [payload for _, payload in broker.take_due()] == ["b"]
+
+
+def test_two_clusters_looking_at_once_never_take_the_same_task(broker):
+    """Each cluster locks what it takes in the one statement that finds it; the other skips it."""
+    for index in range(200):
+        broker.enqueue(f"task-{index}")
+    taken: dict[str, list[str]] = {"one": [], "two": []}
+    start = threading.Barrier(2)
+
+    def cluster(name):
+        try:
+            own = ListeningORM(list_key=QUEUE)
+            start.wait()
+            while tasks := own.take_due():
+                taken[name] += [payload for _, payload in tasks]
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=cluster, args=(name,)) for name in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken["one"] + taken["two"]) == sorted(f"task-{index}" for index in range(200))
+    assert taken["one"] and taken["two"]  # both took part
