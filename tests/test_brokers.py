@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
+from django_q.models import OrmQ
 
 from classifier.brokers import IDLE_LOOK_SECONDS, ListeningORM
 
@@ -78,8 +79,6 @@ def test_with_connections_closed_after_each_use_the_broker_still_waits(broker, m
 
 
 def test_tasks_are_taken_oldest_first_and_again_only_once_their_lock_expires(broker):
-    from django_q.models import OrmQ
-
     for payload in ("a", "b", "c"):
         broker.enqueue(payload)
     taken = [broker.dequeue() for _ in range(3)]
