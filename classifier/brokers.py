@@ -26,11 +26,11 @@ IDLE_LOOK_SECONDS = 1.0  # also how soon a pusher sees the cluster's stop event
 logger = logging.getLogger(__name__)
 
 
-def orm_queue_names(database) -> tuple[str, str, str, str]:
-    """django-q2's queue table and its key, payload and lock columns, quoted for `database`."""
+def orm_queue_names(database) -> tuple[str, str, str, str, str]:
+    """django-q2's queue table and its primary key, key, payload and lock columns, quoted for `database`."""
     meta = OrmQ._meta
     return tuple(database.ops.quote_name(name) for name in (
-        meta.db_table, *(meta.get_field(field).column for field in ("key", "payload", "lock"))
+        meta.db_table, meta.pk.column, *(meta.get_field(field).column for field in ("key", "payload", "lock"))
     ))
 
 
@@ -48,11 +48,11 @@ class ListeningORM(ORM):
         where the stock INSERT and a NOTIFY took two round trips: every upload runs it."""
         self.get_connection()  # closes a stale connection first, as the stock broker does
         database = connections[Conf.ORM]
-        table, key, payload, lock = orm_queue_names(database)
+        table, pk, key, payload, lock = orm_queue_names(database)
         with database.cursor() as cursor:
             cursor.execute(
-                f"WITH queued AS (INSERT INTO {table} ({key}, {payload}, {lock}) VALUES (%s, %s, %s) RETURNING id) "
-                "SELECT id, pg_notify(%s, '') FROM queued",
+                f"WITH queued AS (INSERT INTO {table} ({key}, {payload}, {lock}) VALUES (%s, %s, %s) RETURNING {pk}) "
+                f"SELECT {pk}, pg_notify(%s, '') FROM queued",
                 [self.list_key or Conf.CLUSTER_NAME, task, timezone.now(), self.channel],
             )
             return cursor.fetchone()[0]
@@ -89,12 +89,14 @@ class ListeningORM(ORM):
         broker reads them, then locks each with an update of its own). Rows another cluster is
         locking are skipped; one it has just locked is no longer due."""
         database = connections[Conf.ORM]
-        table, key, payload, lock = orm_queue_names(database)
+        table, pk, key, payload, lock = orm_queue_names(database)
         with database.cursor() as cursor:
+            # MATERIALIZED: as `WHERE id IN (subquery)` the planner may run the LIMIT once per row
             cursor.execute(
-                f"UPDATE {table} SET {lock} = %s WHERE id IN (SELECT id FROM {table} WHERE {key} = %s AND {lock} < %s "
-                f"ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, {payload}",
-                [self.timeout(None), self.list_key, timezone.now(), Conf.BULK],
+                f"WITH due AS MATERIALIZED (SELECT {pk} FROM {table} WHERE {key} = %s AND {lock} < %s "
+                f"ORDER BY {pk} LIMIT %s FOR UPDATE SKIP LOCKED) "
+                f"UPDATE {table} q SET {lock} = %s FROM due WHERE q.{pk} = due.{pk} RETURNING q.{pk}, q.{payload}",
+                [self.list_key, timezone.now(), Conf.BULK, self.timeout(None)],
             )
             return sorted(cursor.fetchall())
 
