@@ -4,10 +4,11 @@ from django.apps import AppConfig
 
 
 def freeze_what_is_loaded(**kwargs) -> None:
-    """A queue worker starts with Django and every module loaded and keeps them all its life.
-    Out of the cyclic collector's sight, they are not walked by a full collection, which
-    otherwise stalls one job for 66–86 ms a few hundred jobs into each worker's life (on this
-    project's 2-core bench VM)."""
+    """A queue worker (on django-q2's post_spawn) and a web process (coffeeclassifier.wsgi) start
+    with Django and every module loaded and keep them all their life. Out of the cyclic
+    collector's sight, they are not walked by a full collection, which otherwise stalls a job or
+    a request for 66–88 ms a few hundred into each process's life (on this project's 2-core
+    bench VM)."""
     gc.freeze()
 
 
