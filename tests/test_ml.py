@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,8 @@ def test_usable_cores_follow_a_containers_cpu_quota(tmp_path):
     """A container limited to fewer CPUs than its affinity shows must not run more threads."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert 1 <= usable_cores() <= affinity
+    in_container = tmp_path / "proc-cgroup"
+    in_container.write_text("0::/\n")  # what a container with its own cgroup namespace reads
 
     def cgroup(name: str, files: dict[str, str]):
         for path, text in files.items():
@@ -198,14 +201,48 @@ def test_usable_cores_follow_a_containers_cpu_quota(tmp_path):
             (tmp_path / name / path).write_text(text + "\n")
         return tmp_path / name
 
-    assert usable_cores(cgroup("none", {})) == affinity
-    assert usable_cores(cgroup("v2-unlimited", {"cpu.max": "max 100000"})) == affinity
+    assert usable_cores(cgroup("none", {}), in_container) == affinity
+    assert usable_cores(cgroup("v2-unlimited", {"cpu.max": "max 100000"}), in_container) == affinity
     half = cgroup("v2-half", {"cpu.max": "50000 100000"})
-    assert cpu_quota(half) == 0.5 and usable_cores(half) == 1  # still one thread
+    assert cpu_quota(half, in_container) == 0.5 and usable_cores(half, in_container) == 1  # still one thread
+    in_v1_container = tmp_path / "proc-cgroup-v1"
+    in_v1_container.write_text("4:memory:/\n2:cpu,cpuacct:/\n")
     v1 = {"cpu,cpuacct/cpu.cfs_period_us": "100000"}
-    assert usable_cores(cgroup("v1-unlimited", {**v1, "cpu,cpuacct/cpu.cfs_quota_us": "-1"})) == affinity
+    unlimited = cgroup("v1-unlimited", {**v1, "cpu,cpuacct/cpu.cfs_quota_us": "-1"})
+    assert usable_cores(unlimited, in_v1_container) == affinity
     above = cgroup("v1-above", {**v1, "cpu,cpuacct/cpu.cfs_quota_us": str(100000 * (affinity + 3))})
-    assert cpu_quota(above) == affinity + 3 and usable_cores(above) == affinity
+    assert cpu_quota(above, in_v1_container) == affinity + 3 and usable_cores(above, in_v1_container) == affinity
+
+
+def test_cpu_quota_of_a_service_or_its_slice_counts(tmp_path):
+    """A systemd unit's CPUQuota= (or its slice's) is written in the unit's own cgroup, below the
+    root, which /proc/self/cgroup names."""
+    def machine(name: str, proc_cgroup: str, files: dict[str, str]) -> tuple[Path, Path]:
+        root = tmp_path / name
+        root.mkdir()
+        for path, text in files.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(text + "\n")
+        (tmp_path / f"{name}.cgroup").write_text(proc_cgroup)
+        return root, tmp_path / f"{name}.cgroup"
+
+    service = "system.slice/coffee.service"
+    unit = machine("v2-unit", f"0::/{service}\n", {"cpu.max": "max 100000", f"{service}/cpu.max": "150000 100000",
+                                                  "system.slice/cpu.max": "max 100000"})
+    assert cpu_quota(*unit) == 1.5
+    slice_ = machine("v2-slice", f"0::/{service}\n", {f"{service}/cpu.max": "max 100000",
+                                                     "system.slice/cpu.max": "100000 100000"})
+    assert cpu_quota(*slice_) == 1.0 and usable_cores(*slice_) == 1
+    v1 = machine("v1-hybrid", f"4:memory:/{service}\n2:cpu,cpuacct:/{service}\n0::/{service}\n", {
+        f"cpu,cpuacct/{service}/cpu.cfs_quota_us": "50000", f"cpu,cpuacct/{service}/cpu.cfs_period_us": "100000",
+        "cpu,cpuacct/cpu.cfs_quota_us": "-1", "cpu,cpuacct/cpu.cfs_period_us": "100000",
+    })
+    assert cpu_quota(*v1) == 0.5
+    # a v1 container sharing the host's namespace reads the host's path; its own cgroup is the root
+    docker = machine("v1-docker", "3:cpu,cpuacct:/docker/0123abcd\n",
+                     {"cpu,cpuacct/cpu.cfs_quota_us": "200000", "cpu,cpuacct/cpu.cfs_period_us": "100000"})
+    assert cpu_quota(*docker) == 2.0
+    assert cpu_quota(*machine("unreadable", "", {"cpu.max": "300000 100000"})) == 3.0
 
 
 def test_burst_interpreter_runs_only_on_spare_cores_and_answers_alike(keras_home, tmp_path, demo_photos, monkeypatch):
