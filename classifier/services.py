@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import math
 import os
-from functools import partial
 import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from uuid import UUID
 
@@ -20,9 +20,10 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from classifier import notifications, selectors
+from classifier.ml import preprocess
 from classifier.ml.backbones import BACKBONES, WeightsUnavailable
+from classifier.ml.predictor import Predictor, model_input_message
 from classifier.ml.train import NotTrainable, TrainSettings, training_data_check
-from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
 from dataset.models import Dataset, DatasetImage
 from dataset.selectors import file_read
@@ -174,6 +175,13 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 # ----- predictions: the web side validates, stores and enqueues; a worker answers.
 
 PREDICTION_TASK = "classifier.tasks.predict"
+# An upload at least this large is decoded by the web process straight into the model's input,
+# which travels with its task: its validation must decode it anyway, and decoding a phone photo
+# is most of a worker's time. A smaller one is decoded again sooner than its pixels travel.
+MODEL_INPUT_FROM_WEB_BYTES = 256 * 1024
+# Every backbone's input size (classifier.ml.backbones); a model that takes another is fed
+# from the photo by its worker.
+MODEL_INPUT_SIDE = 224
 
 
 class NoActiveModel(Exception):
@@ -230,7 +238,12 @@ def prediction_job_create(
     If queueing fails (broker down), the job is kept and `requeue_stale` sends it later.
     """
     prediction_rate_check(client=client)
-    valid = image_validate(data=data, name=name)
+    started = time.perf_counter()
+    decode = partial(preprocess.model_input, size=MODEL_INPUT_SIDE) if len(data) >= MODEL_INPUT_FROM_WEB_BYTES else None
+    valid = image_validate(data=data, name=name, decode=decode)
+    model_input = None if valid.decoded is None else model_input_message(
+        valid.decoded, preprocess_ms=(time.perf_counter() - started) * 1000
+    )
     job = PredictionJob(image_format=valid.image_format, session_key=session_key or "", client=client[:64])
     if not file_and_row_save(
         file=job.image, name=f"upload.{valid.extension}", data=valid.data,
@@ -238,7 +251,7 @@ def prediction_job_create(
     ):
         dataset = Dataset.objects.filter(slug=dataset_slug).first()
         raise NoDataset(dataset_slug) if dataset is None else NoActiveModel(dataset)
-    transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk), robust=True)
+    transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk, model_input=model_input), robust=True)
     return job
 
 
@@ -272,10 +285,11 @@ def prediction_job_insert(*, job: PredictionJob, dataset_slug: str) -> bool:
     return True
 
 
-def prediction_enqueue(*, job_id) -> None:
+def prediction_enqueue(*, job_id, model_input: dict | None = None) -> None:
+    """Queue the job; `model_input` (a `model_input_message`) spares its worker the photo's decode."""
     from django_q.tasks import async_task
 
-    async_task(PREDICTION_TASK, str(job_id), broker=shared_broker(), task_name=f"predict-{job_id}")
+    async_task(PREDICTION_TASK, str(job_id), model_input, broker=shared_broker(), task_name=f"predict-{job_id}")
 
 
 _broker = None
@@ -393,9 +407,10 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
     return job
 
 
-def prediction_job_run(*, job_id) -> PredictionJob | None:
+def prediction_job_run(*, job_id, model_input: dict | None = None) -> PredictionJob | None:
     """Answer one job. Safe to run twice: only a queued or running job is claimed, and only
-    the run that still finds it running writes the answer, in one update with its result."""
+    the run that still finds it running writes the answer, in one update with its result.
+    The photo is decoded here unless `model_input` holds what the answering model takes."""
     job = prediction_job_claim(job_id=job_id)
     if job is None:
         return None
@@ -403,7 +418,11 @@ def prediction_job_run(*, job_id) -> PredictionJob | None:
         if job.active_version_id is None:
             raise NoActiveModel(job.dataset)
         predictor = predictor_for(version_id=job.active_version_id)
-        prediction = predictor.predict(file_read(file=job.image))
+        pixels = predictor.accepted_model_input(model_input)
+        if pixels is None:
+            prediction = predictor.predict(file_read(file=job.image))
+        else:
+            prediction = predictor.predict_model_input(pixels, preprocess_ms=model_input["preprocess_ms"])
     except Exception as error:  # the job records every failure; it never vanishes
         logger.exception("Prediction job %s failed", job_id)
         error_text = f"{type(error).__name__}: {error}"

@@ -10,8 +10,8 @@ def train_model_version(version_id: int) -> None:
     services.model_version_train(version=ModelVersion.objects.get(pk=version_id))
 
 
-def predict(job_id: str) -> None:
-    services.prediction_job_run(job_id=job_id)
+def predict(job_id: str, model_input: dict | None = None) -> None:
+    services.prediction_job_run(job_id=job_id, model_input=model_input)
 
 
 def requeue_stale() -> None:

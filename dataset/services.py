@@ -55,6 +55,7 @@ class ValidatedImage:
     extension: str
     width: int
     height: int
+    decoded: object = None  # what the caller's `decode` made of the data, if it passed one
 
     # Dataset images store it; a prediction upload never uses it, so it is not computed on its path.
     @cached_property
@@ -62,12 +63,14 @@ class ValidatedImage:
         return difference_hash(small_upright(self.data, side=DECODE_CHECK_SIDE))
 
 
-def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
+def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], object] | None = None) -> ValidatedImage:
     """Accept an image a person would call valid, or raise ValidationError with a sentence.
 
     Checks, in order of cost: size, format and declared pixels (header only, so a decompression
     bomb is refused before it is decoded), integrity, then a decode (reduced, for a JPEG) and a check
-    that it turns and converts to RGB as a worker will.
+    that it turns and converts to RGB as a worker will. A caller that needs the image decoded
+    anyway passes `decode` (one that turns and converts it, such as `preprocess.model_input`): that
+    decode is then the check, its result comes back as `decoded`, and the image is decoded once.
     """
     what = f"“{name}”" if name else "The file"
     if not data:
@@ -107,13 +110,15 @@ def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
         try:
             with Image.open(io.BytesIO(data)) as image:
                 orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-                # A JPEG decodes at a fraction of its size here, several times faster, and every
-                # byte of its data is still read, so a truncated file fails all the same.
-                image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
-                image.load()
-                # Turning and converting to RGB (what a worker does next) fail by mode and metadata,
-                # not by size: one pixel's corner shows it, where the canvas can be huge.
-                to_upright_rgb(image.crop((0, 0, 1, 1)))
+                if decode is None:
+                    # A JPEG decodes at a fraction of its size here, several times faster, and every
+                    # byte of its data is still read, so a truncated file fails all the same.
+                    image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
+                    image.load()
+                    # Turning and converting to RGB (what a worker does next) fail by mode and
+                    # metadata, not by size: one pixel's corner shows it, where the canvas can be huge.
+                    to_upright_rgb(image.crop((0, 0, 1, 1)))
+            decoded = None if decode is None else decode(data)
         except Exception as error:
             raise damaged(what, error) from None
     if orientation in TRANSPOSED_ORIENTATIONS:
@@ -124,6 +129,7 @@ def image_validate(*, data: bytes, name: str = "") -> ValidatedImage:
         extension=ACCEPTED_FORMATS[image_format],
         width=width,
         height=height,
+        decoded=decoded,
     )
 
 

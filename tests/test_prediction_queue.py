@@ -13,10 +13,11 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from classifier import services
+from classifier import selectors, services
+from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
 from tests.conftest import ROOT, wait_for
-from tests.photos import slow_photo
+from tests.photos import jpeg, slow_photo
 from tests.servers import REDIS_TEST_URL, redis_available, web_server
 
 
@@ -78,6 +79,13 @@ def test_uploads_are_answered_by_the_cluster_and_follow_a_new_version(stack, dem
     read_back = requests.get(f"{base}/api/v1/predictions/{response.json()['id']}", timeout=10)
     assert read_back.text == response.text  # the same JSON, key for key
     assert PredictionJob.objects.filter(status="done").count() == len(photos) + 1
+    # a phone-sized photo's task carries the model's input, made by the web, through the broker
+    big = jpeg("chelsea", size=(2400, 1600), quality=95)
+    response = requests.post(f"{base}/api/v1/predictions", params={"wait": 20},
+                             files={"image": ("big.jpg", big, "image/jpeg")}, timeout=30)
+    expected = Predictor(selectors.artifact_path(version=ModelVersion.objects.get(number=2))).predict(big)
+    assert response.json()["status"] == "done" and response.json()["label"] == expected.label
+    assert response.json()["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
     assert not PredictionJob.objects.exclude(attempts=1).exists()
 
 

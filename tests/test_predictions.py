@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -19,6 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from classifier import notifications, services, tasks
+from classifier.ml import preprocess
+from classifier.ml.predictor import model_input_message
 from classifier.models import ModelVersion, PredictionJob
 from dataset.models import DatasetImage
 from tests.photos import encode, jpeg, photo, png_declaring
@@ -124,6 +127,67 @@ def test_on_postgresql_an_upload_waits_for_the_disk_and_the_worker_does_not(on_p
     assert kinds == ["INSERT", "UPDATE, not waiting", "UPDATE, not waiting"], writes  # upload, claim, answer
 
 
+def queued_task(job_id) -> dict:
+    """The task the web side queued for a job, as the cluster will read it from the ORM broker."""
+    from django_q.models import OrmQ
+
+    return next(task for task in (row.task for row in OrmQ.objects.all()) if task["args"][0] == str(job_id))
+
+
+def test_a_large_upload_is_decoded_once_by_the_web_into_the_model_input_its_worker_takes(
+    client, active_model, media_root, django_capture_on_commit_callbacks
+):
+    big = jpeg("chelsea", size=(2400, 1600), quality=95)
+    assert len(big) >= services.MODEL_INPUT_FROM_WEB_BYTES
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = upload(client, big).json()["id"]
+    args = queued_task(job_id)["args"]
+    message = args[1]
+    # the pixels the worker would make of the stored photo, exactly
+    assert np.array_equal(np.frombuffer(message["pixels"], np.uint8).reshape(224, 224, 3),
+                          preprocess.model_input(big, 224))
+    assert message["preprocess_ms"] > 0
+    # the worker does not need the photo: its answer is the one the photo gives
+    job = PredictionJob.objects.get(pk=job_id)
+    (media_root / job.image.name).rename(media_root / "elsewhere.jpg")
+    tasks.predict(*args)
+    job.refresh_from_db()
+    assert job.status == "done", job.error
+    from_photo = services.predictor_for(version_id=active_model.pk).predict(big)
+    assert job.label == from_photo.label and job.preprocess_ms == round(message["preprocess_ms"], 3)
+    assert job.probabilities == pytest.approx(from_photo.probabilities, abs=1e-6)
+    # without them, that worker would have needed the photo
+    with django_capture_on_commit_callbacks(execute=True):
+        second_id = upload(client, big).json()["id"]
+    second = PredictionJob.objects.get(pk=second_id)
+    (media_root / second.image.name).unlink()
+    tasks.predict(second_id)
+    second.refresh_from_db()
+    assert second.status == "failed" and "No such file" in second.error
+    # a small upload's worker decodes it: its pixels would cost more to send than to make again
+    with django_capture_on_commit_callbacks(execute=True):
+        small_id = upload(client, jpeg("chelsea")).json()["id"]
+    assert queued_task(small_id)["args"][1] is None
+
+
+def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(active_model):
+    data = jpeg("chelsea", size=(2400, 1600), quality=95)
+    predictor = services.predictor_for(version_id=active_model.pk)
+    expected = predictor.predict(data)
+    exact = model_input_message(preprocess.model_input(data, 224), preprocess_ms=1.0)
+    assert np.array_equal(predictor.accepted_model_input(exact), preprocess.model_input(data, 224))
+    other_size = model_input_message(preprocess.model_input(data, 160), preprocess_ms=1.0)
+    other_version = {**exact, "preprocess_version": preprocess.VERSION - 1}
+    cut_short = {**exact, "pixels": exact["pixels"][:-3]}
+    for message in (other_size, other_version, cut_short):
+        assert predictor.accepted_model_input(message) is None
+        job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
+        services.prediction_job_run(job_id=job.pk, model_input=message)
+        job.refresh_from_db()
+        assert job.status == "done" and job.preprocess_ms != 1.0
+        assert job.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
+
+
 def test_probabilities_are_listed_by_label_whatever_order_they_were_stored_in(client, active_model):
     """The worker writes them in the model's order and PostgreSQL's jsonb reorders keys (shorter
     first): a reply built from the wake-up and one read back from the row must still agree."""
@@ -164,6 +228,7 @@ def test_without_an_active_model_the_api_and_page_say_so_and_store_nothing(clien
         (b"", "is empty"),
         (b"I am not a photo", "is not an image"),
         (jpeg("coffee")[:2500], "damaged or incomplete"),
+        (jpeg("coffee", size=(2400, 1600), quality=95)[:600_000], "damaged or incomplete"),  # decoded for the model
         (png_declaring(50_000, 50_000), "pixels"),
         (encode(photo("coffee"), "TIFF"), "is a TIFF image"),
     ],

@@ -68,6 +68,13 @@ def spare_cores() -> int:
     return max(0, usable_cores() - runnable)
 
 
+def model_input_message(pixels: np.ndarray, *, preprocess_ms: float) -> dict:
+    """`preprocess.model_input`'s pixels as plain values another process can take them from (a
+    queue's task), with what they are and what making them took."""
+    return {"side": pixels.shape[0], "preprocess_version": preprocess.VERSION, "pixels": pixels.tobytes(),
+            "preprocess_ms": preprocess_ms}
+
+
 class Predictor:
     def __init__(self, directory: Path, *, num_threads: int = 1, burst_threads: int = 0):
         self.directory = Path(directory)
@@ -103,10 +110,28 @@ class Predictor:
             cam = interpreter.get_tensor(self.cam_index)[0].copy()
         return probabilities, cam
 
+    def model_input(self, data: bytes) -> np.ndarray:
+        return preprocess.model_input(data, self.input_size, reduced_jpeg=self.reduced_jpeg)
+
+    def accepted_model_input(self, message: dict | None) -> np.ndarray | None:
+        """The pixels of a `model_input_message` if they are what this model makes of the photo
+        (same size, same preprocessing), else None: the photo must then be decoded here."""
+        if not message or not self.reduced_jpeg or message.get("preprocess_version") != preprocess.VERSION:
+            return None
+        side = message.get("side")
+        pixels = np.frombuffer(message.get("pixels", b""), dtype=np.uint8)
+        if side != self.input_size or pixels.size != side * side * 3:
+            return None
+        return pixels.reshape(side, side, 3)
+
     def predict(self, data: bytes) -> Prediction:
         started = time.perf_counter()
-        pixels = preprocess.model_input(data, self.input_size, reduced_jpeg=self.reduced_jpeg)
-        decoded = time.perf_counter()
+        pixels = self.model_input(data)
+        return self.predict_model_input(pixels, preprocess_ms=(time.perf_counter() - started) * 1000)
+
+    def predict_model_input(self, pixels: np.ndarray, *, preprocess_ms: float) -> Prediction:
+        """The answer for pixels `model_input` made; `preprocess_ms` is what making them took."""
+        started = time.perf_counter()
         probabilities, cam = self.predict_pixels(pixels)
         finished = time.perf_counter()
         index = int(decide(probabilities[None], self.threshold)[0])
@@ -116,6 +141,6 @@ class Predictor:
             confidence=float(probabilities[index]),
             probabilities={name: float(p) for name, p in zip(self.class_names, probabilities)},
             cam=cam,
-            preprocess_ms=(decoded - started) * 1000,
-            inference_ms=(finished - decoded) * 1000,
+            preprocess_ms=preprocess_ms,
+            inference_ms=(finished - started) * 1000,
         )

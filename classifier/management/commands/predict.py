@@ -43,7 +43,9 @@ class Command(BaseCommand):
         for path in files_of(paths):
             record = {"path": str(path)}
             try:
-                prediction = predictor.predict(image_validate(data=path.read_bytes(), name=str(path)).data)
+                # the validation's decode is the model's: each file is decoded once
+                valid = image_validate(data=path.read_bytes(), name=str(path), decode=predictor.model_input)
+                prediction = predictor.predict_model_input(valid.decoded, preprocess_ms=0.0)
             except (ValidationError, OSError) as error:  # one unreadable file must not stop a batch
                 failures += 1
                 record["error"] = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
