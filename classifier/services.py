@@ -175,10 +175,11 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 # ----- predictions: the web side validates, stores and enqueues; a worker answers.
 
 PREDICTION_TASK = "classifier.tasks.predict"
-# An upload at least this large is decoded by the web process straight into the model's input,
-# which travels with its task: its validation must decode it anyway, and decoding a phone photo
-# is most of a worker's time. A smaller one is decoded again sooner than its pixels travel.
+# A JPEG upload at least this large is decoded by the web process straight into the model's
+# input, which travels with its task (see `web_decodes`). A smaller one is decoded again sooner
+# than its pixels travel.
 MODEL_INPUT_FROM_WEB_BYTES = 256 * 1024
+JPEG_START = b"\xff\xd8\xff"
 # Every backbone's input size (classifier.ml.backbones); a model that takes another is fed
 # from the photo by its worker.
 MODEL_INPUT_SIDE = 224
@@ -239,7 +240,7 @@ def prediction_job_create(
     """
     prediction_rate_check(client=client)
     started = time.perf_counter()
-    decode = partial(preprocess.model_input, size=MODEL_INPUT_SIDE) if len(data) >= MODEL_INPUT_FROM_WEB_BYTES else None
+    decode = partial(preprocess.model_input, size=MODEL_INPUT_SIDE) if web_decodes(data) else None
     valid = image_validate(data=data, name=name, decode=decode)
     model_input = None if valid.decoded is None else model_input_message(
         valid.decoded, preprocess_ms=(time.perf_counter() - started) * 1000
@@ -253,6 +254,14 @@ def prediction_job_create(
         raise NoDataset(dataset_slug) if dataset is None else NoActiveModel(dataset)
     transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk, model_input=model_input), robust=True)
     return job
+
+
+def web_decodes(data: bytes) -> bool:
+    """Whether the web process makes an upload's model input: its validation must decode the
+    photo anyway, and decoding a phone photo is most of a worker's time. Only a JPEG, which
+    libjpeg decodes reduced, in a few MB whatever its size; other formats decode whole canvases
+    (a 49-megapixel PNG: ~580 MB), which is for workers, whose memory `max_rss` bounds."""
+    return len(data) >= MODEL_INPUT_FROM_WEB_BYTES and data.startswith(JPEG_START)
 
 
 def prediction_job_insert(*, job: PredictionJob, dataset_slug: str) -> bool:

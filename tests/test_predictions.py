@@ -164,10 +164,14 @@ def test_a_large_upload_is_decoded_once_by_the_web_into_the_model_input_its_work
     tasks.predict(second_id)
     second.refresh_from_db()
     assert second.status == "failed" and "No such file" in second.error
-    # a small upload's worker decodes it: its pixels would cost more to send than to make again
-    with django_capture_on_commit_callbacks(execute=True):
-        small_id = upload(client, jpeg("chelsea")).json()["id"]
-    assert queued_task(small_id)["args"][1] is None
+    # a small upload's worker decodes it: its pixels would cost more to send than to make again;
+    # so does a large PNG's, whose decode needs its whole canvas in memory: not in a web process
+    large_png = encode(photo("chelsea", size=(1200, 800)), "PNG")
+    assert len(large_png) >= services.MODEL_INPUT_FROM_WEB_BYTES
+    for data, name in ((jpeg("chelsea"), "small.jpg"), (large_png, "large.png")):
+        with django_capture_on_commit_callbacks(execute=True):
+            job_id = upload(client, data, name).json()["id"]
+        assert queued_task(job_id)["args"][1] is None
 
 
 def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(active_model):
