@@ -46,8 +46,10 @@ def png_declaring(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+@cache
 def slow_photo() -> bytes:
-    """A 49-megapixel JPEG: decoding it keeps a worker busy long enough to be killed mid-job."""
+    """A 49-megapixel PNG (1 MB): decoding it keeps a worker busy for about half a second, long
+    enough to be killed mid-job. A JPEG would not do: the web decodes a large one for its worker."""
     out = io.BytesIO()
-    photo("coffee").resize((7000, 7000), Image.Resampling.BILINEAR).save(out, format="JPEG", quality=85)
+    photo("coffee").resize((7000, 7000), Image.Resampling.NEAREST).save(out, format="PNG")
     return out.getvalue()

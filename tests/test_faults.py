@@ -196,7 +196,7 @@ def test_a_worker_killed_under_load_loses_no_job(trained, redis_env, start_qclus
         pushing.start()
         wait_for(lambda: PredictionJob.objects.filter(status="done").count() >= 40, timeout=60,
                  message="jobs to flow")
-        sender.photos = [slow_photo()]  # one photo that keeps its worker busy for a second or more
+        sender.photos = [slow_photo()]  # one photo that keeps its worker busy for about half a second
         slow = sender.send(0).json()["id"]
         sender.photos = photos
         running = wait_for(lambda: PredictionJob.objects.filter(pk=slow, status="running").first(), timeout=60,

@@ -242,7 +242,17 @@ def test_cpu_quota_of_a_service_or_its_slice_counts(tmp_path):
     docker = machine("v1-docker", "3:cpu,cpuacct:/docker/0123abcd\n",
                      {"cpu,cpuacct/cpu.cfs_quota_us": "200000", "cpu,cpuacct/cpu.cfs_period_us": "100000"})
     assert cpu_quota(*docker) == 2.0
-    assert cpu_quota(*machine("unreadable", "", {"cpu.max": "300000 100000"})) == 3.0
+    assert cpu_quota(*machine("empty", "", {"cpu.max": "300000 100000"})) == 3.0
+    missing = machine("missing", "", {"cpu.max": "300000 100000"})
+    missing[1].unlink()
+    assert cpu_quota(*missing) == 3.0
+    separate_mounts = machine("v1-cpu", "2:cpuacct:/\n1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "150000",
+                                                                   "cpu/cpu.cfs_period_us": "100000"})
+    assert cpu_quota(*separate_mounts) == 1.5
+    # a process outside its cgroup namespace's root reads a path above it: only the root counts
+    outside = machine("outside", "0::/../../other.service\n", {"cpu.max": "max 100000"})
+    (outside[0].parent / "cpu.max").write_text("100000 100000\n")  # above the root: never read
+    assert cpu_quota(*outside) is None
 
 
 def test_burst_interpreter_runs_only_on_spare_cores_and_answers_alike(keras_home, tmp_path, demo_photos, monkeypatch):

@@ -128,10 +128,16 @@ def test_on_postgresql_an_upload_waits_for_the_disk_and_the_worker_does_not(on_p
 
 
 def queued_task(job_id) -> dict:
-    """The task the web side queued for a job, as the cluster will read it from the ORM broker."""
-    from django_q.models import OrmQ
+    """The task the web side queued for a job, taken from the broker as a cluster takes it."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
 
-    return next(task for task in (row.task for row in OrmQ.objects.all()) if task["args"][0] == str(job_id))
+    broker = get_broker()
+    while packages := broker.dequeue():
+        for _, payload in packages:
+            if (task := SignedPackage.loads(payload))["args"][0] == str(job_id):
+                return task
+    raise AssertionError(f"no task was queued for job {job_id}")
 
 
 def test_a_large_upload_is_decoded_once_by_the_web_into_the_model_input_its_worker_takes(
@@ -178,18 +184,26 @@ def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(
     data = jpeg("chelsea", size=(2400, 1600), quality=95)
     predictor = services.predictor_for(version_id=active_model.pk)
     expected = predictor.predict(data)
-    exact = model_input_message(preprocess.model_input(data, 224), preprocess_ms=1.0)
+    exact = {**model_input_message(data, size=224), "preprocess_ms": 1.0}
     assert np.array_equal(predictor.accepted_model_input(exact), preprocess.model_input(data, 224))
-    other_size = model_input_message(preprocess.model_input(data, 160), preprocess_ms=1.0)
+    other_size = {**model_input_message(data, size=160), "preprocess_ms": 1.0}
     other_version = {**exact, "preprocess_version": preprocess.VERSION - 1}
     cut_short = {**exact, "pixels": exact["pixels"][:-3]}
-    for message in (other_size, other_version, cut_short):
+    not_bytes = {**exact, "pixels": list(exact["pixels"])}
+    no_time = {**exact, "preprocess_ms": None}
+    for message in (other_size, other_version, cut_short, not_bytes, no_time):
         assert predictor.accepted_model_input(message) is None
         job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
         services.prediction_job_run(job_id=job.pk, model_input=message)
         job.refresh_from_db()
         assert job.status == "done" and job.preprocess_ms != 1.0
         assert job.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
+    # a version trained on the pixels of a whole decoded JPEG (before preprocess version 3)
+    predictor.reduced_jpeg = False
+    try:
+        assert predictor.accepted_model_input(exact) is None
+    finally:
+        predictor.reduced_jpeg = True
 
 
 def test_probabilities_are_listed_by_label_whatever_order_they_were_stored_in(client, active_model):

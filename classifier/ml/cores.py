@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Which cgroup this process is in, below the root: a container sees "/" (its own cgroup is
@@ -33,8 +33,11 @@ def usable_cores(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROU
 def cpu_quota(cgroup_root: Path, proc_cgroup: Path = PROC_CGROUP) -> float | None:
     """CPUs per period this process may use: the tightest quota on its cgroup and the cgroups
     above it (a slice limits every service in it), or None when none is limited or known."""
-    quotas = [quota for directory in cgroup_directories(cgroup_root, proc_cgroup)
-              if (quota := directory_quota(directory)) is not None]
+    try:
+        directories = cgroup_directories(cgroup_root, proc_cgroup)
+    except (OSError, ValueError):  # unreadable (a security module's denial, bytes that are no text)
+        return None
+    quotas = [quota for directory in directories if (quota := directory_quota(directory)) is not None]
     return min(quotas, default=None)
 
 
@@ -53,7 +56,7 @@ def cgroup_directories(cgroup_root: Path, proc_cgroup: Path) -> list[Path]:
     for line in lines:
         _, _, rest = line.partition(":")
         controllers, separator, path = rest.partition(":")
-        if not separator:
+        if not separator or ".." in PurePosixPath(path).parts:  # "/../x": outside our namespace's root
             continue
         if controllers == "":  # v2: one hierarchy
             bases_and_paths.append((cgroup_root, path))

@@ -13,6 +13,7 @@ throughput.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -68,11 +69,13 @@ def spare_cores() -> int:
     return max(0, usable_cores() - runnable)
 
 
-def model_input_message(pixels: np.ndarray, *, preprocess_ms: float) -> dict:
-    """`preprocess.model_input`'s pixels as plain values another process can take them from (a
-    queue's task), with what they are and what making them took."""
-    return {"side": pixels.shape[0], "preprocess_version": preprocess.VERSION, "pixels": pixels.tobytes(),
-            "preprocess_ms": preprocess_ms}
+def model_input_message(data: bytes, *, size: int) -> dict:
+    """A photo decoded into a model's input (`preprocess.model_input`), as plain values another
+    process can take it from (a queue's task): the pixels, what they are, what making them took."""
+    started = time.perf_counter()
+    pixels = preprocess.model_input(data, size)
+    return {"side": size, "preprocess_version": preprocess.VERSION, "pixels": pixels.tobytes(),
+            "preprocess_ms": (time.perf_counter() - started) * 1000}
 
 
 class Predictor:
@@ -115,14 +118,16 @@ class Predictor:
 
     def accepted_model_input(self, message: dict | None) -> np.ndarray | None:
         """The pixels of a `model_input_message` if they are what this model makes of the photo
-        (same size, same preprocessing), else None: the photo must then be decoded here."""
+        (same size, same preprocessing) and the message is whole, else None: the photo must then
+        be decoded here."""
         if not message or not self.reduced_jpeg or message.get("preprocess_version") != preprocess.VERSION:
             return None
-        side = message.get("side")
-        pixels = np.frombuffer(message.get("pixels", b""), dtype=np.uint8)
-        if side != self.input_size or pixels.size != side * side * 3:
+        side, pixels, spent = message.get("side"), message.get("pixels"), message.get("preprocess_ms")
+        if side != self.input_size or not isinstance(pixels, bytes) or len(pixels) != side * side * 3:
             return None
-        return pixels.reshape(side, side, 3)
+        if not isinstance(spent, float | int) or not math.isfinite(spent):
+            return None
+        return np.frombuffer(pixels, dtype=np.uint8).reshape(side, side, 3)
 
     def predict(self, data: bytes) -> Prediction:
         started = time.perf_counter()
