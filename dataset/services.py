@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import random
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -37,6 +38,12 @@ AUTO_SPLIT = "auto"
 EXIF_ORIENTATION = 0x0112
 TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 DECODE_CHECK_SIDE = 128
+# A JPEG decodes reduced; any other format holds its whole canvas while it decodes (up to 200 MB
+# within MAX_IMAGE_PIXELS). Above this size, one such decode at a time per process: a burst of
+# large PNGs on a web process's threads then costs one canvas, not one per thread.
+LARGE_CANVAS_PIXELS = 4_000_000
+REDUCED_DECODE_FORMATS = ("JPEG", "MPO")
+large_canvas_decode = threading.Lock()
 AUTO_SPLIT_SHARES = ((DatasetImage.Split.TRAIN, 0.70), (DatasetImage.Split.VAL, 0.15), (DatasetImage.Split.TEST, 0.15))
 
 
@@ -108,7 +115,7 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
                 f"{what} is a {image_format} image; upload a {ACCEPTED_FORMATS_TEXT} file.", code="format"
             )
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with decode_slot(image_format, width, height), Image.open(io.BytesIO(data)) as image:
                 orientation = image.getexif().get(EXIF_ORIENTATION, 1)
                 if decode is None:
                     # A JPEG decodes at a fraction of its size here, several times faster, and every
@@ -118,7 +125,7 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
                     # Turning and converting to RGB (what a worker does next) fail by mode and
                     # metadata, not by size: one pixel's corner shows it, where the canvas can be huge.
                     to_upright_rgb(image.crop((0, 0, 1, 1)))
-            decoded = None if decode is None else decode(data)
+                decoded = None if decode is None else decode(data)
         except Exception as error:
             raise damaged(what, error) from None
     if orientation in TRANSPOSED_ORIENTATIONS:
@@ -131,6 +138,13 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
         height=height,
         decoded=decoded,
     )
+
+
+def decode_slot(image_format: str, width: int, height: int):
+    """What a decode of this image holds while it runs: the process's large-canvas lock, or nothing."""
+    if image_format in REDUCED_DECODE_FORMATS or width * height <= LARGE_CANVAS_PIXELS:
+        return nullcontext()
+    return large_canvas_decode
 
 
 def check_pixels(what: str, width: int, height: int) -> None:

@@ -1,6 +1,10 @@
 """The one image-validation service: what it accepts, what it refuses, and the sentence it says."""
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +13,7 @@ from PIL import Image, ImageOps
 
 from classifier.ml import preprocess
 from dataset.services import image_validate
-from tests.photos import encode, jpeg, photo, png_declaring
+from tests.photos import encode, jpeg, photo, png_declaring, slow_photo
 
 
 def refusal(data: bytes, name: str = "photo.jpg") -> str:
@@ -128,3 +132,31 @@ def test_animated_gif_uses_its_first_frame():
     first = preprocess.decode(out.getvalue())
     expected = preprocess.decode(encode(frames[0], "GIF"))
     assert np.array_equal(np.asarray(first), np.asarray(expected))
+
+
+def test_large_canvases_are_decoded_one_at_a_time_so_a_burst_costs_one_canvas(tmp_path):
+    """Four threads of one process (a web worker's) validate a 49-megapixel PNG (147 MB decoded) at
+    once; the process's peak memory grows by about one canvas, where four decodes side by side take
+    four. Measured in a fresh process, whose peak nothing else has raised."""
+    canvas_mb = 7000 * 7000 * 3 / 2**20
+    photo_path = tmp_path / "large.png"
+    photo_path.write_bytes(slow_photo())
+    code = (
+        "import resource, sys, threading, django; django.setup()\n"
+        "from dataset.services import image_validate\n"
+        "data = open(sys.argv[1], 'rb').read(); sizes = []\n"
+        "def validate(): sizes.append(image_validate(data=data).width)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "threads = [threading.Thread(target=validate) for _ in range(4)]\n"
+        "[thread.start() for thread in threads]; [thread.join() for thread in threads]\n"
+        "print(sizes, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(photo_path)], cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
+    )
+    assert result.returncode == 0, result.stderr
+    sizes, grown_mb = result.stdout.rsplit(" ", 1)
+    assert sizes == "[7000, 7000, 7000, 7000]"
+    assert float(grown_mb) < 1.5 * canvas_mb
