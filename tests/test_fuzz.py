@@ -20,8 +20,10 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
@@ -30,7 +32,9 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from classifier.ml import preprocess
 from classifier.models import PredictionJob
+from classifier.services import MODEL_INPUT_SIDE
 from dataset.models import Dataset
 from dataset.services import ACCEPTED_FORMATS, ValidatedImage, image_validate
 from tests.conftest import active_version_row
@@ -246,14 +250,14 @@ def timed_out(signum, frame):
     raise CallTimedOut(f"a call was still running after {WATCHDOG_SECONDS} s")
 
 
-def validate_in_bounded_time(data: bytes, name: str) -> tuple[ValidatedImage | ValidationError, float]:
+def validate_in_bounded_time(data: bytes, name: str, *, decode=None) -> tuple[ValidatedImage | ValidationError, float]:
     """The service's answer (a result or its ValidationError) and its wall time; any other
     exception propagates and fails the test."""
     previous = signal.signal(signal.SIGALRM, timed_out)
     signal.setitimer(signal.ITIMER_REAL, WATCHDOG_SECONDS)
     started = time.perf_counter()
     try:
-        outcome = image_validate(data=data, name=name)
+        outcome = image_validate(data=data, name=name, decode=decode)
     except ValidationError as error:
         outcome = error
     finally:
@@ -320,6 +324,30 @@ def test_any_bytes_get_an_image_or_a_sentence_in_bounded_time(capsys):
     # the run explored both sides of the contract
     assert outcomes["accepted"] > 0 and outcomes["damaged"] > 0 and outcomes["not_image"] > 0
     assert outcomes["too_many_pixels"] > 0
+
+
+def test_when_the_check_is_the_models_own_decode_any_bytes_get_its_input_or_a_sentence():
+    """The web validates a large JPEG upload by decoding it into the model's input (`web_decodes`),
+    a different Pillow path from the plain check: the same contract holds on it, and what it
+    accepts comes back as the pixels a worker is fed."""
+    outcomes = Counter()
+    model_decode = partial(preprocess.model_input, size=MODEL_INPUT_SIDE)
+
+    @settings(max_examples=SERVICE_EXAMPLES // 5, **FUZZ_SETTINGS)
+    @given(image=mutated_images(), name=NAMES)
+    def check(image, name):
+        description, data = image
+        note(f"{description}, name={name!r}, {len(data)} bytes: {data!r}")
+        outcome, elapsed = validate_in_bounded_time(data, name, decode=model_decode)
+        assert_valid_answer(outcome, data)
+        assert elapsed < CALL_LIMIT_SECONDS, f"{description}: {elapsed:.2f} s"
+        if not isinstance(outcome, ValidationError):
+            assert outcome.decoded.shape == (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE, 3)
+            assert outcome.decoded.dtype == np.uint8
+        outcomes[outcome.code if isinstance(outcome, ValidationError) else "accepted"] += 1
+
+    check()
+    assert outcomes["accepted"] > 0 and outcomes["damaged"] > 0
 
 
 def test_a_tiny_file_declaring_a_huge_canvas_is_validated_quickly():
