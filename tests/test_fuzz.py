@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
@@ -33,6 +32,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from classifier.ml import preprocess
+from classifier.ml.predictor import model_input_message
 from classifier.models import PredictionJob
 from classifier.services import MODEL_INPUT_SIDE
 from dataset.models import Dataset
@@ -331,19 +331,18 @@ def test_when_the_check_is_the_models_own_decode_any_bytes_get_its_input_or_a_se
     a different Pillow path from the plain check: the same contract holds on it, and what it
     accepts comes back as the pixels a worker is fed."""
     outcomes = Counter()
-    model_decode = partial(preprocess.model_input, size=MODEL_INPUT_SIDE)
+    web_decode = partial(model_input_message, size=MODEL_INPUT_SIDE)  # as prediction_job_create passes it
 
     @settings(max_examples=SERVICE_EXAMPLES // 5, **FUZZ_SETTINGS)
     @given(image=mutated_images(), name=NAMES)
     def check(image, name):
         description, data = image
         note(f"{description}, name={name!r}, {len(data)} bytes: {data!r}")
-        outcome, elapsed = validate_in_bounded_time(data, name, decode=model_decode)
+        outcome, elapsed = validate_in_bounded_time(data, name, decode=web_decode)
         assert_valid_answer(outcome, data)
         assert elapsed < CALL_LIMIT_SECONDS, f"{description}: {elapsed:.2f} s"
         if not isinstance(outcome, ValidationError):
-            assert outcome.decoded.shape == (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE, 3)
-            assert outcome.decoded.dtype == np.uint8
+            assert outcome.decoded["pixels"] == preprocess.model_input(data, MODEL_INPUT_SIDE).tobytes()
         outcomes[outcome.code if isinstance(outcome, ValidationError) else "accepted"] += 1
 
     check()
