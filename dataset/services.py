@@ -39,8 +39,9 @@ EXIF_ORIENTATION = 0x0112
 TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 DECODE_CHECK_SIDE = 128
 # A JPEG decodes reduced; any other format holds its whole canvas while it decodes (up to 200 MB
-# within MAX_IMAGE_PIXELS; four 49-megapixel PNGs at once raised a process's peak by ~700 MB). Above this size, one such decode at a time per process: a burst of
-# large PNGs on a web process's threads then costs one canvas, not one per thread.
+# within MAX_IMAGE_PIXELS; four 49-megapixel PNGs at once raised a process's peak by ~700 MB).
+# Above this size, one such decode at a time per process: a burst of large PNGs on a web
+# process's threads then costs one canvas, not one per thread.
 LARGE_CANVAS_PIXELS = 4_000_000
 REDUCED_DECODE_FORMATS = ("JPEG", "MPO")
 large_canvas_decode = threading.Lock()
