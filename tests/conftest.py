@@ -172,3 +172,21 @@ def active_version_row(dataset: Dataset) -> ModelVersion:
         dataset=dataset, number=1, backbone="mobilenet_025", status=ModelVersion.Status.READY, is_active=True,
         labels=["coffee", "not_coffee"], artifact_dir=f"models/{dataset.slug}/1",
     )
+
+
+# Defines peak_kb() for a script: its own process's peak resident memory. getrusage's maxrss would
+# not do: a child keeps its parent's (this pytest's) across exec.
+PEAK_KB = "import re\ndef peak_kb(): return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+
+
+def fresh_process_output(script: str, *args: str, stdin: bytes = b"") -> str:
+    """The last line `script` prints, run in a fresh Python process (with Django's settings named)
+    that can call peak_kb(); the test is skipped where Linux's /proc does not tell the peak."""
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("a process's own peak memory is read from Linux's /proc/self/status")
+    run = subprocess.run(
+        [sys.executable, "-c", PEAK_KB + script, *args], input=stdin, capture_output=True, cwd=ROOT,
+        timeout=120, check=False, env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    return run.stdout.decode().strip().splitlines()[-1]

@@ -14,14 +14,11 @@ from __future__ import annotations
 import io
 import signal
 import struct
-import subprocess
-import sys
 import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -37,7 +34,7 @@ from classifier.models import PredictionJob
 from classifier.services import MODEL_INPUT_SIDE
 from dataset.models import Dataset
 from dataset.services import ACCEPTED_FORMATS, ValidatedImage, image_validate
-from tests.conftest import active_version_row
+from tests.conftest import active_version_row, fresh_process_output
 from tests.photos import encode, jpeg, photo
 
 API = "/api/v1/predictions"
@@ -363,24 +360,19 @@ def test_a_tiny_file_declaring_a_huge_canvas_is_validated_quickly():
 def test_a_tiny_file_declaring_a_huge_canvas_is_decoded_in_little_memory_by_workers_and_thumbnails():
     """The same file, as a worker prepares it for the model and the admin thumbnails it: converted at
     full size it cost ~1 s and ~1 GB each; it is shrunk first now. Measured in a fresh process: its peak resident memory
-    (VmHWM; getrusage's maxrss would still hold this pytest's, kept across exec)."""
-    if not Path("/proc/self/status").exists():
-        pytest.skip("reads the peak memory from /proc (Linux)")
+    (VmHWM)."""
     script = (
-        "import re, sys, time\n"
+        "import sys, time\n"
         "from classifier.ml import preprocess\n"
         "from dataset.imaging import thumbnail_jpeg\n"
         "data = sys.stdin.buffer.read()\n"
         "started = time.perf_counter()\n"
         "assert preprocess.model_input(data, 224).shape == (224, 224, 3)\n"
         "assert thumbnail_jpeg(data, side=160)\n"
-        "peak_kb = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
-        "print(time.perf_counter() - started, peak_kb)\n"
+        "print(time.perf_counter() - started, peak_kb())\n"
     )
-    run = subprocess.run([sys.executable, "-c", script], input=declared("still.gif", 7071, 7071), check=False,
-                         capture_output=True, cwd=Path(__file__).resolve().parent.parent)
-    assert run.returncode == 0, run.stderr.decode()
-    seconds, peak_kb = run.stdout.split()
+    output = fresh_process_output(script, stdin=declared("still.gif", 7071, 7071))
+    seconds, peak_kb = output.split()
     print(f"\nmodel input and thumbnail of a 7071 x 7071 canvas: {float(seconds) * 1000:.0f} ms, peak RSS {int(peak_kb) // 1024} MB")
     assert int(peak_kb) < 250 * 1024  # the canvas alone is 50 MB as a palette, 200 MB as RGBA
 

@@ -1,10 +1,6 @@
 """The one image-validation service: what it accepts, what it refuses, and the sentence it says."""
 
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +9,7 @@ from PIL import Image, ImageOps
 
 from classifier.ml import preprocess
 from dataset.services import image_validate
+from tests.conftest import fresh_process_output
 from tests.photos import encode, jpeg, photo, png_declaring, slow_photo
 
 
@@ -138,16 +135,12 @@ def test_large_canvases_are_decoded_one_at_a_time_so_a_burst_costs_one_canvas(tm
     """Four threads of one process (a web worker's) validate a 49-megapixel PNG at once; the
     process's peak memory grows by about one canvas (187 MB: Pillow keeps RGB in 4 bytes a pixel),
     where four decodes side by side took 667–719 MB. Measured in a fresh process."""
-    if not Path("/proc/self/status").is_file():
-        pytest.skip("a process's own peak memory is read from Linux's /proc/self/status")
     canvas_mb = 7000 * 7000 * 4 / 2**20
     photo_path = tmp_path / "large.png"
     photo_path.write_bytes(slow_photo())
-    # VmHWM, this process's own peak (ru_maxrss would start from pytest's, which exec keeps)
     code = (
-        "import re, sys, threading, django; django.setup()\n"
+        "import sys, threading, django; django.setup()\n"
         "from dataset.services import image_validate\n"
-        "def peak_kb(): return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
         "data = open(sys.argv[1], 'rb').read(); sizes = []\n"
         "def validate(): sizes.append(image_validate(data=data).width)\n"
         "before = peak_kb()\n"
@@ -155,12 +148,6 @@ def test_large_canvases_are_decoded_one_at_a_time_so_a_burst_costs_one_canvas(tm
         "[thread.start() for thread in threads]; [thread.join() for thread in threads]\n"
         "print(sizes, (peak_kb() - before) / 1024)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(photo_path)], cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
-    )
-    assert result.returncode == 0, result.stderr
-    sizes, grown_mb = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    sizes, grown_mb = fresh_process_output(code, str(photo_path)).rsplit(" ", 1)
     assert sizes == "[7000, 7000, 7000, 7000]"
     assert float(grown_mb) < 1.5 * canvas_mb, f"peak grew by {grown_mb} MB"
