@@ -114,6 +114,7 @@ def test_predict_command_answers_per_file_with_the_active_or_given_version(small
     for record in records:
         assert record["label"] in ("coffee", "not_coffee")
         assert record["confidence"] == max(record["probabilities"].values())
+        assert record["preprocess_ms"] > 0 and record["inference_ms"] > 0
     out = io.StringIO()
     call_command("predict", str(folder), "--version", "2", "--json", stdout=out)
     assert {json.loads(line)["version"] for line in out.getvalue().splitlines()} == {2}
