@@ -1,5 +1,5 @@
 """Settings for the peers bench/serve.py compares against: the project's, with the peers' URLs."""
 
-from coffeeclassifier.settings import *  # noqa: F401,F403
+from coffeeclassifier.settings import *
 
 ROOT_URLCONF = "bench.peer_urls"

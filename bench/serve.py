@@ -109,7 +109,7 @@ def bentoml_version() -> str | None:
     """The BentoML in BENTOML_PYTHON, or None when there is none."""
     with contextlib.suppress(OSError):
         found = subprocess.run([BENTOML_PYTHON, "-c", "import bentoml; print(bentoml.__version__)"],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, check=False)
         if found.returncode == 0:
             return found.stdout.split()[-1]
     return None
@@ -146,7 +146,7 @@ def rss_mb(pids) -> list[float]:
 
 def cluster_worker_pids(cluster_pid: int) -> list[int]:
     """The worker processes of a qcluster: the grandchildren that do the work (largest RSS)."""
-    out = subprocess.run(["ps", "-o", "pid=,ppid=,rss=", "-e"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-o", "pid=,ppid=,rss=", "-e"], capture_output=True, text=True, check=True).stdout
     rows = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
     children = {pid for pid, ppid, _ in rows if ppid == cluster_pid}
     family = [(pid, rss) for pid, ppid, rss in rows if ppid in children or pid in children]
@@ -169,7 +169,7 @@ def process_family(pid: int) -> list[int]:
 
 
 def named_processes(*pgrep_args: str) -> list[int]:
-    return [int(pid) for pid in subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True).stdout.split()]
+    return [int(pid) for pid in subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True, check=False).stdout.split()]
 
 
 def cpu_seconds(pids) -> float:

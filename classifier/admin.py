@@ -103,7 +103,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def activate_selected(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
-            return None
+            return
         self.activate(request, queryset.get())
 
     @admin.action(description="Compare the two selected versions")

@@ -11,7 +11,6 @@ from classifier.models import PredictionJob
 from dataset.services import CONTENT_TYPES
 
 
-
 @require_GET
 def index(request):
     if not request.session.get(PAGE_SESSION):

@@ -6,16 +6,16 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.http import urlencode
-from django.utils.html import format_html, format_html_join
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.views.decorators.cache import cache_control
 
 from dataset import selectors, services, sources
 from dataset.forms import ExcludeForm, ImportForm, ResplitForm, SetLabelForm, SetSplitForm
 from dataset.imaging import thumbnail_jpeg
-from dataset.selectors import file_read
 from dataset.models import Dataset, DatasetImage, Label
+from dataset.selectors import file_read
 
 THUMBNAIL_SIDE = 96
 PREVIEW_SIDE = 640

@@ -109,7 +109,7 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
             raise not_an_image from None
         except ValidationError:
             raise
-        except Exception as error:  # Pillow raises many types for damaged files
+        except Exception as error:  # noqa: BLE001 (Pillow raises many types for damaged files)
             raise damaged(what, error) from None
         if image_format not in ACCEPTED_FORMATS:
             raise ValidationError(
@@ -127,7 +127,7 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
                     # metadata, not by size: one pixel's corner shows it, where the canvas can be huge.
                     to_upright_rgb(image.crop((0, 0, 1, 1)))
                 decoded = None if decode is None else decode(data)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (as above, from the decode)
             raise damaged(what, error) from None
     if orientation in TRANSPOSED_ORIENTATIONS:
         width, height = height, width
@@ -300,7 +300,7 @@ class ImportReport:
     duplicates: list[tuple[str, DatasetImage]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
-    def merge(self, other: "ImportReport") -> "ImportReport":
+    def merge(self, other: ImportReport) -> ImportReport:
         self.imported += other.imported
         self.duplicates += other.duplicates
         self.rejected += other.rejected

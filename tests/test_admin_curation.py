@@ -185,7 +185,7 @@ def test_add_button_leads_to_the_import_page(staff_client):
 
 
 def test_set_label_asks_then_applies(staff_client, images, labels):
-    coffee, not_coffee = labels
+    _, not_coffee = labels
     selected = images[:3]
     page = post_action(staff_client, "set_label", selected)
     assert page.status_code == 200 and "Set the label of these images" in page.content.decode()

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
-        timeout=120,
+        timeout=120, check=False,
     )
 
 
@@ -56,7 +56,7 @@ def test_django_start_up_imports_no_tensorflow():
         "print(loaded); sys.exit(1 if loaded else 0)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -70,7 +70,7 @@ def test_a_web_process_keeps_what_it_started_with_out_of_the_cyclic_collector():
         "print(gc.get_freeze_count(), len(gc.get_objects()), 'classifier.api' in sys.modules)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
     )
     assert result.returncode == 0, result.stderr

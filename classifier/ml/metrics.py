@@ -71,7 +71,7 @@ def evaluate(
             "f1": round(float(f1), 4), "support": int(actual_count),
         }
     result = {
-        "count": int(len(labels)),
+        "count": len(labels),
         "accuracy": round(float((predicted == labels).mean()), 4) if len(labels) else None,
         "per_class": per_class,
         "confusion": confusion.tolist(),

@@ -37,7 +37,7 @@ class TrainSettings:
         return {**dataclasses.asdict(self), "l2_grid": list(self.l2_grid)}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainSettings":
+    def from_dict(cls, values: dict) -> TrainSettings:
         """The settings a version was recorded with (JSON stores the grid as a list)."""
         return cls(**{**values, "l2_grid": tuple(values["l2_grid"])})
 

@@ -54,9 +54,11 @@ class Command(BaseCommand):
 def metrics_table(version: ModelVersion) -> str:
     metrics = version.metrics
     lines = [
-        f"{version}: {version.backbone}, {version.training_seconds:.1f} s, "
-        f"threshold {version.threshold if version.threshold is not None else 'argmax'}, "
-        f"TFLite {metrics['tflite_bytes'] / 1e6:.1f} MB, parity {metrics['parity_max_abs_diff']:.1e}",
+        (
+            f"{version}: {version.backbone}, {version.training_seconds:.1f} s, "
+            f"threshold {version.threshold if version.threshold is not None else 'argmax'}, "
+            f"TFLite {metrics['tflite_bytes'] / 1e6:.1f} MB, parity {metrics['parity_max_abs_diff']:.1e}"
+        ),
         f"{'split':6} {'images':>6} {'accuracy':>9} {'ROC AUC':>8}",
     ]
     for split in ("train", "val", "test"):
