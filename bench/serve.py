@@ -169,7 +169,8 @@ def process_family(pid: int) -> list[int]:
 
 
 def named_processes(*pgrep_args: str) -> list[int]:
-    return [int(pid) for pid in subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True, check=False).stdout.split()]
+    found = subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True, check=False)  # 1: none
+    return [int(pid) for pid in found.stdout.split()]
 
 
 def cpu_seconds(pids) -> float:

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 def run(env, *args) -> tuple[float, str]:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                            check=False)
     if result.returncode:
         sys.exit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return time.perf_counter() - started, result.stdout
