@@ -179,14 +179,20 @@ def active_version_row(dataset: Dataset) -> ModelVersion:
 PEAK_KB = "import re\ndef peak_kb(): return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
 
 
-def fresh_process_output(script: str, *args: str, stdin: bytes = b"") -> str:
-    """The last line `script` prints, run in a fresh Python process (with Django's settings named)
-    that can call peak_kb(); the test is skipped where Linux's /proc does not tell the peak."""
-    if not Path("/proc/self/status").is_file():
-        pytest.skip("a process's own peak memory is read from Linux's /proc/self/status")
+def fresh_python(script: str, *args: str, stdin: bytes = b"") -> str:
+    """What `script` prints, run in a fresh Python process with Django's settings named (what this
+    pytest has loaded or set up must not count); a non-zero exit fails the test with its output."""
     run = subprocess.run(
-        [sys.executable, "-c", PEAK_KB + script, *args], input=stdin, capture_output=True, cwd=ROOT,
+        [sys.executable, "-c", script, *args], input=stdin, capture_output=True, cwd=ROOT,
         timeout=120, check=False, env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
     )
-    assert run.returncode == 0, run.stderr.decode()
-    return run.stdout.decode().strip().splitlines()[-1]
+    assert run.returncode == 0, (run.stdout + run.stderr).decode()
+    return run.stdout.decode()
+
+
+def fresh_process_output(script: str, *args: str, stdin: bytes = b"") -> str:
+    """The last line `script` prints in a fresh process (`fresh_python`) that can call peak_kb();
+    the test is skipped where Linux's /proc does not tell the peak."""
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("a process's own peak memory is read from Linux's /proc/self/status")
+    return fresh_python(PEAK_KB + script, *args, stdin=stdin).strip().splitlines()[-1]

@@ -180,7 +180,7 @@ def test_a_large_upload_is_decoded_once_by_the_web_into_the_model_input_its_work
         assert queued_task(job_id)["args"][1] is None
 
 
-def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(active_model):
+def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(active_model, monkeypatch):
     data = jpeg("chelsea", size=(2400, 1600), quality=95)
     predictor = services.predictor_for(version_id=active_model.pk)
     expected = predictor.predict(data)
@@ -199,11 +199,8 @@ def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(
         assert job.status == "done" and job.preprocess_ms != 1.0
         assert job.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
     # a version trained on the pixels of a whole decoded JPEG (before preprocess version 3)
-    predictor.reduced_jpeg = False
-    try:
-        assert predictor.accepted_model_input(exact) is None
-    finally:
-        predictor.reduced_jpeg = True
+    monkeypatch.setattr(predictor, "reduced_jpeg", False)
+    assert predictor.accepted_model_input(exact) is None
 
 
 def test_probabilities_are_listed_by_label_whatever_order_they_were_stored_in(client, active_model):

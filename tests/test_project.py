@@ -12,6 +12,7 @@ from django.core.management import call_command
 
 from classifier.models import ModelVersion
 from dataset.models import Dataset
+from tests.conftest import fresh_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,11 +56,7 @@ def test_django_start_up_imports_no_tensorflow():
         "loaded = [m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules];"
         "print(loaded); sys.exit(1 if loaded else 0)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    fresh_python(code)  # fails with the list of what was loaded
 
 
 def test_a_web_process_keeps_what_it_started_with_out_of_the_cyclic_collector():
@@ -69,12 +66,7 @@ def test_a_web_process_keeps_what_it_started_with_out_of_the_cyclic_collector():
         "import gc, sys; import coffeeclassifier.wsgi;"
         "print(gc.get_freeze_count(), len(gc.get_objects()), 'classifier.api' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "coffeeclassifier.settings"},
-    )
-    assert result.returncode == 0, result.stderr
-    frozen, still_collected, api_loaded = result.stdout.split()
+    frozen, still_collected, api_loaded = fresh_python(code).split()
     assert int(frozen) > 10_000
     assert int(still_collected) < int(frozen) / 100
     assert api_loaded == "True"
