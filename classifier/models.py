@@ -91,7 +91,7 @@ class PredictionJob(models.Model):
     enqueued_at = models.DateTimeField(default=timezone.now, db_index=True)
     requeues = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
     preprocess_ms = models.FloatField(null=True, blank=True)
     inference_ms = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 from django.db.models import F, QuerySet
+from django.utils import timezone
 
 from classifier.ml.embeddings import Example
 from classifier.models import ModelVersion, PredictionJob
@@ -170,6 +172,26 @@ def recent_predictions(*, session_key: str, limit: int = 10) -> QuerySet[Predict
     if not session_key:
         return PredictionJob.objects.none()
     return with_version_number(PredictionJob.objects.filter(session_key=session_key))[:limit]
+
+
+def prediction_queue_stall(*, seconds: float) -> str | None:
+    """A sentence when photos sent to the queue over `seconds` ago still wait and no job was
+    answered or taken in that time (no queue cluster runs, or it is wedged); None otherwise.
+
+    A job taken within the window counts as progress, so one slow photo is not a stall.
+    """
+    since = timezone.now() - timedelta(seconds=seconds)
+    waiting = PredictionJob.objects.filter(status=PredictionJob.Status.QUEUED, enqueued_at__lt=since)
+    if not waiting.exists():
+        return None
+    if PredictionJob.objects.filter(finished_at__gte=since).exists() or PredictionJob.objects.filter(
+        status=PredictionJob.Status.RUNNING, started_at__gte=since
+    ).exists():
+        return None
+    return (
+        f"{waiting.count()} photo(s) have waited over {seconds:g} s and no prediction was answered in that "
+        "time: the queue cluster is not running or is stalled."
+    )
 
 
 def health() -> dict:
