@@ -509,23 +509,75 @@ def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
     return report
 
 
+def prediction_queue_watchdog(*, stall_seconds: float) -> str | None:
+    """Why the prediction cluster should start again, or None: photos wait and nothing is answered
+    (`selectors.prediction_queue_stall`) while the broker answers; with the broker down a restart
+    cannot help, and its ping raises."""
+    stall = selectors.prediction_queue_stall(seconds=stall_seconds)
+    if stall is None:
+        return None
+    shared_broker().ping()
+    return stall
+
+
+def prediction_job_ids_in_broker(*, broker) -> set[str]:
+    """The jobs whose task waits in `broker`, not yet taken by any cluster."""
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+    from django_q.signing import BadSignature, SignedPackage
+
+    if isinstance(broker, Redis):
+        payloads = broker.connection.lrange(broker.list_key, 0, -1)
+    elif isinstance(broker, ORM):
+        payloads = broker.get_connection().filter(key=broker.list_key, lock__lte=timezone.now()).values_list(
+            "payload", flat=True
+        )
+    else:
+        raise TypeError(f"Cannot list the tasks of a {type(broker).__name__} broker.")
+    job_ids = set()
+    for payload in payloads:
+        try:
+            task = SignedPackage.loads(payload)
+        except BadSignature:  # another installation's task on the same queue: not one of these jobs
+            continue
+        if task.get("func") == PREDICTION_TASK and task.get("args"):
+            job_ids.add(str(task["args"][0]))
+    return job_ids
+
+
 def prediction_jobs_requeue_stale(*, older_than_seconds: float) -> dict[str, int]:
-    """Queue again the waiting jobs whose last queueing is older than the limit (lost by a broker,
-    or left by a dead worker); fail, and tell their waiters, those sent too often already."""
+    """Send again the jobs that have waited longer than the limit since they were last sent or
+    taken and whose task the broker no longer holds (lost with a broker or a cluster, or left by a
+    worker that died). A task still waiting in the broker is never sent twice, so a backlog stays
+    one task per job however many sweeps run. A job is failed (and its waiters told) only after
+    PREDICTION_MAX_ATTEMPTS workers took it without answering: a photo that kills its worker."""
+    from django.db.models import Q
+
     now = timezone.now()
     cutoff = now - timezone.timedelta(seconds=older_than_seconds)
     counts = {"requeued": 0, "failed": 0}
-    stale = PredictionJob.objects.filter(status__in=PredictionJob.WAITING, enqueued_at__lt=cutoff)
-    for job_id, requeues in stale.values_list("pk", "requeues"):
+    stale = PredictionJob.objects.filter(
+        Q(status=PredictionJob.Status.QUEUED, enqueued_at__lt=cutoff)
+        | Q(status=PredictionJob.Status.RUNNING, enqueued_at__lt=cutoff, started_at__lt=cutoff)
+    )
+    candidates = list(stale.values_list("pk", "attempts"))
+    if not candidates:
+        return counts
+    try:
+        in_broker = prediction_job_ids_in_broker(broker=shared_broker())
+    except Exception:  # the broker is down: nothing is sent now, the next sweep tries again
+        logger.exception("Could not read the prediction queue")
+        in_broker = None
+    for job_id, attempts in candidates:
         still_stale = stale.filter(pk=job_id)
-        if 1 + requeues >= settings.PREDICTION_MAX_ATTEMPTS:
+        if attempts >= settings.PREDICTION_MAX_ATTEMPTS:
             if still_stale.update(
                 status=PredictionJob.Status.FAILED, finished_at=now,
-                error=f"Gave up after sending it {1 + requeues} times without an answer.",
+                error=f"Gave up after {attempts} tries: each time its worker stopped before answering.",
             ):
                 notifications.job_finished(job_id)
                 counts["failed"] += 1
-        elif still_stale.update(enqueued_at=now, requeues=F("requeues") + 1):
+        elif in_broker is not None and str(job_id) not in in_broker and still_stale.update(enqueued_at=now, requeues=F("requeues") + 1):
             try:
                 prediction_enqueue(job_id=job_id)
             except Exception:  # the broker is down: the next sweep tries again
