@@ -65,9 +65,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_q",
     "dataset",
-    "classifier",
+    "classifier",  # before django_q: its `qcluster` command is the one that runs
+    "django_q",
 ]
 
 MIDDLEWARE = [
@@ -252,6 +252,11 @@ PREDICTOR_THREADS = env_int("PREDICTOR_THREADS", 1)
 PREDICTOR_BURST_THREADS = env_int("PREDICTOR_BURST_THREADS", min(2, usable_cores()))
 PREDICTION_STALE_SECONDS = env_int("PREDICTION_STALE_SECONDS", 60)
 PREDICTION_MAX_ATTEMPTS = env_int("PREDICTION_MAX_ATTEMPTS", 3)
+# Photos that wait this long while nothing is answered mean the prediction cluster is stalled:
+# its watchdog restarts it, and /healthz says so.
+PREDICTION_STALL_SECONDS = env_int("PREDICTION_STALL_SECONDS", 20)
+# How long `qcluster` waits for its processes to finish their task on SIGTERM or Ctrl-C before killing them.
+Q_STOP_GRACE_SECONDS = env_int("Q_STOP_GRACE_SECONDS", 8)
 PREDICTION_LONG_POLL_MAX_SECONDS = env_int("PREDICTION_LONG_POLL_MAX_SECONDS", 30)
 DEFAULT_DATASET_SLUG = os.environ.get("DEFAULT_DATASET_SLUG", DEMO_DATASET_SLUG)
 # Uploads per client address and window (0: no limit); answered 429 with Retry-After beyond.

@@ -196,3 +196,28 @@ def fresh_process_output(script: str, *args: str, stdin: bytes = b"") -> str:
     if not Path("/proc/self/status").is_file():
         pytest.skip("a process's own peak memory is read from Linux's /proc/self/status")
     return fresh_python(PEAK_KB + script, *args, stdin=stdin).strip().splitlines()[-1]
+
+
+@pytest.fixture
+def redis_env(transactional_db):
+    """The environment of processes on the production path: PostgreSQL and the Redis broker."""
+    import redis
+
+    from tests.servers import REDIS_TEST_URL, redis_available
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://… (the second pass of .ci/run)")
+    if not redis_available():
+        pytest.skip(f"no Redis at {REDIS_TEST_URL}")
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    return {"REDIS_URL": REDIS_TEST_URL}
+
+
+@pytest.fixture(params=["redis", "postgresql"])
+def broker_env(request, transactional_db):
+    """PostgreSQL, and the queue in Redis or, without REDIS_URL, in PostgreSQL itself."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_env")
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://… (the second pass of .ci/run)")
+    return {}

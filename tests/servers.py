@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
 
@@ -56,3 +57,23 @@ def healthy(base: str) -> bool:
         return False
 
 
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(child) for child in path.read_text().split()]
+    except FileNotFoundError:  # the process is gone
+        return []
+
+
+def cluster_children(cluster: subprocess.Popen) -> set[int]:
+    """The sentinel's children (workers, pusher, monitor): the grandchildren of the cluster's process."""
+    return {grandchild for child in children(cluster.pid) for grandchild in children(child)}
+
+
+def descendants(pid: int) -> set[int]:
+    found = set()
+    for child in children(pid):
+        found |= {child, *descendants(child)}
+    return found

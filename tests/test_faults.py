@@ -14,10 +14,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-import redis
 import requests
 from django.db import connection
 from django.utils import timezone
@@ -26,7 +24,7 @@ from classifier import services
 from classifier.models import ModelVersion, PredictionJob
 from tests.conftest import ROOT, database_url, wait_for
 from tests.photos import slow_photo
-from tests.servers import REDIS_TEST_URL, redis_available, web_server
+from tests.servers import cluster_children, redis_available, web_server
 
 RESTARTS_ALLOWED = os.environ.get("FAULT_TESTS") == "1"
 PG_VERSION = next(iter(sorted(os.listdir("/etc/postgresql"))), "") if os.path.isdir("/etc/postgresql") else ""
@@ -38,27 +36,6 @@ REPORT = ROOT / "test-artifacts" / "reliability.txt"
 needs_restarts = pytest.mark.skipif(
     not RESTARTS_ALLOWED, reason="restarts this machine's PostgreSQL and Redis: set FAULT_TESTS=1 to allow (CI does)"
 )
-
-
-@pytest.fixture
-def redis_env(transactional_db):
-    """The environment of processes on the production path: PostgreSQL and the Redis broker."""
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://… (the second pass of .ci/run)")
-    if not redis_available():
-        pytest.skip(f"no Redis at {REDIS_TEST_URL}")
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    return {"REDIS_URL": REDIS_TEST_URL}
-
-
-@pytest.fixture(params=["redis", "postgresql"])
-def broker_env(request, transactional_db):
-    """PostgreSQL, and the queue in Redis or, without REDIS_URL, in PostgreSQL itself."""
-    if request.param == "redis":
-        return request.getfixturevalue("redis_env")
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://… (the second pass of .ci/run)")
-    return {}
 
 
 @pytest.fixture
@@ -159,15 +136,6 @@ def tally(name: str, sender: Sender) -> Counter:
     return counts
 
 
-def cluster_worker_processes(cluster: subprocess.Popen) -> set[int]:
-    """The sentinel's children (workers, pusher, monitor): the grandchildren of the cluster's process."""
-    def children(pid: int) -> list[int]:
-        path = Path(f"/proc/{pid}/task/{pid}/children")
-        return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-    return {grandchild for child in children(cluster.pid) for grandchild in children(child)}
-
-
 def test_two_clusters_on_one_redis_and_postgresql_answer_1000_jobs_exactly_once(
     trained, redis_env, start_qcluster, media_root, ml_cache_root, photos
 ):
@@ -202,7 +170,7 @@ def test_a_worker_killed_under_load_loses_no_job(trained, redis_env, start_qclus
         running = wait_for(lambda: PredictionJob.objects.filter(pk=slow, status="running").first(), timeout=60,
                            interval=0.005, message="a worker to take the slow photo")
         victim = int(running.worker.rsplit(":", 1)[1])
-        assert victim in cluster_worker_processes(cluster)
+        assert victim in cluster_children(cluster)
         os.kill(victim, signal.SIGKILL)
         pushing.join()
         assert not sender.refusals
