@@ -324,8 +324,7 @@ def predictor_for(*, version_id: int) -> Predictor:
         _predictor = None
         version = ModelVersion.objects.get(pk=version_id)
         _predictor = (version_id, Predictor(selectors.artifact_path(version=version),
-                                            num_threads=settings.PREDICTOR_THREADS,
-                                            burst_threads=settings.PREDICTOR_BURST_THREADS))
+                                            num_threads=settings.PREDICTOR_THREADS))
     return _predictor[1]
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from classifier.ml.cores import usable_cores
 from coffeeclassifier.redis_connections import fail_fast_pool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -245,11 +244,9 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
     }
 }
 
-# Predictions: LiteRT threads per worker process (workers × threads ≈ cores); threads for a photo
-# that finds cores idle (a second interpreter, ~25 MB per worker; 0 for none); how long a job may
+# Predictions: LiteRT threads per worker process (workers × threads ≈ cores); how long a job may
 # wait queued or running before `requeue_stale` queues it again, and how often it may be tried.
 PREDICTOR_THREADS = env_int("PREDICTOR_THREADS", 1)
-PREDICTOR_BURST_THREADS = env_int("PREDICTOR_BURST_THREADS", min(2, usable_cores()))
 PREDICTION_STALE_SECONDS = env_int("PREDICTION_STALE_SECONDS", 60)
 PREDICTION_MAX_ATTEMPTS = env_int("PREDICTION_MAX_ATTEMPTS", 3)
 # Photos that wait this long while nothing is answered mean the prediction cluster is stalled:

@@ -2,15 +2,11 @@
 
 import hashlib
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from classifier.ml import backbones, metrics, preprocess
-from classifier.ml import predictor as predictor_module
-from classifier.ml.cores import cpu_quota, usable_cores
 from classifier.ml.embeddings import EmbeddingCache, Example
 from classifier.ml.head import head_fit
 from classifier.ml.predictor import Predictor
@@ -188,94 +184,3 @@ def test_predictor_reads_jpeg_bytes_like_training(keras_home, tmp_path, demo_pho
         assert np.allclose([from_bytes.probabilities[n] for n in class_names], from_pixels, atol=0)
 
 
-def test_usable_cores_follow_a_containers_cpu_quota(tmp_path):
-    """A container limited to fewer CPUs than its affinity shows must not run more threads."""
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert 1 <= usable_cores() <= affinity
-    in_container = tmp_path / "proc-cgroup"
-    in_container.write_text("0::/\n")  # what a container with its own cgroup namespace reads
-
-    def cgroup(name: str, files: dict[str, str]):
-        for path, text in files.items():
-            (tmp_path / name / path).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / name / path).write_text(text + "\n")
-        return tmp_path / name
-
-    assert usable_cores(cgroup("none", {}), in_container) == affinity
-    assert usable_cores(cgroup("v2-unlimited", {"cpu.max": "max 100000"}), in_container) == affinity
-    half = cgroup("v2-half", {"cpu.max": "50000 100000"})
-    assert cpu_quota(half, in_container) == 0.5 and usable_cores(half, in_container) == 1  # still one thread
-    in_v1_container = tmp_path / "proc-cgroup-v1"
-    in_v1_container.write_text("4:memory:/\n2:cpu,cpuacct:/\n")
-    v1 = {"cpu,cpuacct/cpu.cfs_period_us": "100000"}
-    unlimited = cgroup("v1-unlimited", {**v1, "cpu,cpuacct/cpu.cfs_quota_us": "-1"})
-    assert usable_cores(unlimited, in_v1_container) == affinity
-    above = cgroup("v1-above", {**v1, "cpu,cpuacct/cpu.cfs_quota_us": str(100000 * (affinity + 3))})
-    assert cpu_quota(above, in_v1_container) == affinity + 3 and usable_cores(above, in_v1_container) == affinity
-
-
-def test_cpu_quota_of_a_service_or_its_slice_counts(tmp_path):
-    """A systemd unit's CPUQuota= (or its slice's) is written in the unit's own cgroup, below the
-    root, which /proc/self/cgroup names."""
-    def machine(name: str, proc_cgroup: str, files: dict[str, str]) -> tuple[Path, Path]:
-        root = tmp_path / name
-        root.mkdir()
-        for path, text in files.items():
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            (root / path).write_text(text + "\n")
-        (tmp_path / f"{name}.cgroup").write_text(proc_cgroup)
-        return root, tmp_path / f"{name}.cgroup"
-
-    service = "system.slice/coffee.service"
-    unit = machine("v2-unit", f"0::/{service}\n", {"cpu.max": "max 100000", f"{service}/cpu.max": "150000 100000",
-                                                  "system.slice/cpu.max": "max 100000"})
-    assert cpu_quota(*unit) == 1.5
-    slice_ = machine("v2-slice", f"0::/{service}\n", {f"{service}/cpu.max": "max 100000",
-                                                     "system.slice/cpu.max": "100000 100000"})
-    assert cpu_quota(*slice_) == 1.0 and usable_cores(*slice_) == 1
-    v1 = machine("v1-hybrid", f"4:memory:/{service}\n2:cpu,cpuacct:/{service}\n0::/{service}\n", {
-        f"cpu,cpuacct/{service}/cpu.cfs_quota_us": "50000", f"cpu,cpuacct/{service}/cpu.cfs_period_us": "100000",
-        "cpu,cpuacct/cpu.cfs_quota_us": "-1", "cpu,cpuacct/cpu.cfs_period_us": "100000",
-    })
-    assert cpu_quota(*v1) == 0.5
-    # a v1 container sharing the host's namespace reads the host's path; its own cgroup is the root
-    docker = machine("v1-docker", "3:cpu,cpuacct:/docker/0123abcd\n",
-                     {"cpu,cpuacct/cpu.cfs_quota_us": "200000", "cpu,cpuacct/cpu.cfs_period_us": "100000"})
-    assert cpu_quota(*docker) == 2.0
-    assert cpu_quota(*machine("empty", "", {"cpu.max": "300000 100000"})) == 3.0
-    missing = machine("missing", "", {"cpu.max": "300000 100000"})
-    missing[1].unlink()
-    assert cpu_quota(*missing) == 3.0
-    separate_mounts = machine("v1-cpu", "2:cpuacct:/\n1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "150000",
-                                                                   "cpu/cpu.cfs_period_us": "100000"})
-    assert cpu_quota(*separate_mounts) == 1.5
-    # a process outside its cgroup namespace's root reads a path above it: only the root counts
-    outside = machine("outside", "0::/../../other.service\n", {"cpu.max": "max 100000"})
-    (outside[0].parent / "cpu.max").write_text("100000 100000\n")  # above the root: never read
-    assert cpu_quota(*outside) is None
-
-
-def test_burst_interpreter_runs_only_on_spare_cores_and_answers_alike(keras_home, tmp_path, demo_photos, monkeypatch):
-    examples, class_names = examples_from(demo_photos, 10)
-    model_train(
-        examples=examples, class_names=class_names, settings=TrainSettings(backbone="mobilenet_025", epochs=50),
-        cache_root=tmp_path / "cache", directory=tmp_path / "v", metadata={},
-    )
-    assert 0 <= predictor_module.spare_cores() < usable_cores()  # the caller is running
-    predictor = Predictor(tmp_path / "v", burst_threads=2)
-    coffee, cat = (preprocess.model_input(jpeg(name), 224) for name in ("coffee", "chelsea"))
-
-    def output(interpreter):
-        return interpreter.get_tensor(predictor.probabilities_index)[0]
-
-    monkeypatch.setattr(predictor_module, "spare_cores", lambda: 0)  # every core busy
-    coffee_answer, _ = predictor.predict_pixels(coffee)
-    assert np.array_equal(output(predictor.interpreter), coffee_answer)
-    monkeypatch.setattr(predictor_module, "spare_cores", lambda: 1)
-    cat_answer, cat_cam = predictor.predict_pixels(cat)
-    assert np.array_equal(output(predictor.burst_interpreter), cat_answer)
-    assert np.array_equal(output(predictor.interpreter), coffee_answer)  # the one-thread one did not run
-    monkeypatch.setattr(predictor_module, "spare_cores", lambda: 0)
-    cat_alone, cat_cam_alone = predictor.predict_pixels(cat)
-    assert np.allclose(cat_answer, cat_alone, atol=1e-6) and np.allclose(cat_cam, cat_cam_alone, atol=1e-4)
-    assert Predictor(tmp_path / "v", burst_threads=1).burst_interpreter is None  # no more threads than without

@@ -1,13 +1,7 @@
 """Serving: a model version's `model.tflite` run by LiteRT, without TensorFlow.
 
 A worker process loads one Predictor and keeps it; an interpreter is not thread-safe, so each
-instance guards its own with a lock.
-
-An interpreter's thread count is fixed when it is built. With `burst_threads`, a Predictor builds a
-second interpreter with that many threads and runs a photo on it when the machine has cores with
-nothing to run at that moment (one photo alone is answered sooner); under load, when every core
-is busy, the one-thread interpreter runs it, since splitting an invoke over busy cores costs
-throughput.
+instance guards its own with a lock. Its thread count comes from the caller (a setting).
 """
 
 from __future__ import annotations
@@ -22,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from classifier.ml import preprocess
-from classifier.ml.cores import usable_cores
 from classifier.ml.metrics import decide
 
 MODEL_FILE = "model.tflite"
@@ -49,24 +42,11 @@ class Prediction:
 
 
 def load_interpreter(model_path: Path, num_threads: int):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # LiteRT is not built for every platform; TensorFlow's copy is the fallback
-        from tensorflow.lite.python.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter
+
     interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
     interpreter.allocate_tensors()
     return interpreter
-
-
-def spare_cores() -> int:
-    """Cores with nothing to run right now besides the caller: the machine's runnable threads
-    (Linux's /proc/loadavg) against the cores this process may use; 0 where that is unknown."""
-    try:
-        with open("/proc/loadavg") as loadavg:
-            runnable = int(loadavg.read().split()[3].split("/")[0])  # the caller among them
-    except (OSError, ValueError, IndexError):
-        return 0
-    return max(0, usable_cores() - runnable)
 
 
 def model_input_message(data: bytes, *, size: int) -> dict:
@@ -79,7 +59,7 @@ def model_input_message(data: bytes, *, size: int) -> dict:
 
 
 class Predictor:
-    def __init__(self, directory: Path, *, num_threads: int = 1, burst_threads: int = 0):
+    def __init__(self, directory: Path, *, num_threads: int = 1):
         self.directory = Path(directory)
         self.metadata = json.loads((self.directory / METADATA_FILE).read_text())
         self.class_names: list[str] = self.metadata["labels"]
@@ -88,10 +68,6 @@ class Predictor:
         # a version is fed the pixels it was trained on
         self.reduced_jpeg = self.metadata.get("preprocess_version", 1) >= 3
         self.interpreter = load_interpreter(self.directory / MODEL_FILE, num_threads)
-        self.burst_interpreter = (
-            load_interpreter(self.directory / MODEL_FILE, burst_threads) if burst_threads > num_threads else None
-        )
-        self.burst_cores = burst_threads - num_threads  # idle cores a burst needs
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         outputs = {self.output_kind(detail): detail["index"] for detail in self.interpreter.get_output_details()}
         self.probabilities_index, self.cam_index = outputs["probabilities"], outputs["cam"]
@@ -104,13 +80,10 @@ class Predictor:
     def predict_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, cam) for one preprocessed uint8 image of input_size × input_size."""
         with self.lock:
-            interpreter = self.interpreter
-            if self.burst_interpreter is not None and spare_cores() >= self.burst_cores:
-                interpreter = self.burst_interpreter
-            interpreter.set_tensor(self.input_index, pixels[None].astype(np.float32))
-            interpreter.invoke()
-            probabilities = interpreter.get_tensor(self.probabilities_index)[0].copy()
-            cam = interpreter.get_tensor(self.cam_index)[0].copy()
+            self.interpreter.set_tensor(self.input_index, pixels[None].astype(np.float32))
+            self.interpreter.invoke()
+            probabilities = self.interpreter.get_tensor(self.probabilities_index)[0].copy()
+            cam = self.interpreter.get_tensor(self.cam_index)[0].copy()
         return probabilities, cam
 
     def model_input(self, data: bytes) -> np.ndarray:
