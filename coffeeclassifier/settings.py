@@ -107,8 +107,6 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["ENGINE"] = "coffeeclassifier.postgresql"  # its health check asks only when needed
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)  # the default and the test database live there; a fresh clone has no var/
     # The web process and the queue cluster write concurrently: WAL lets readers go on while one
@@ -195,9 +193,6 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = {"connection_pool": fail_fast_pool(REDIS_URL)}
 else:
     Q_CLUSTER["orm"] = "default"
-    if DATABASES["default"]["ENGINE"] == "coffeeclassifier.postgresql":
-        # PostgreSQL wakes an idle cluster with NOTIFY, where SQLite's cluster looks every `poll` s
-        Q_CLUSTER["broker_class"] = "classifier.brokers.ListeningORM"
 
 # Production hardening; every item can still be tuned from the environment.
 SECURE_CONTENT_TYPE_NOSNIFF = True

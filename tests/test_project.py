@@ -59,19 +59,6 @@ def test_django_start_up_imports_no_tensorflow():
     fresh_python(code)  # fails with the list of what was loaded
 
 
-def test_a_web_process_keeps_what_it_started_with_out_of_the_cyclic_collector():
-    """Loading the WSGI application also loads the URLconf (the API's schemas among it) and freezes
-    it all (gc.freeze), so a full collection does not stall a request walking it."""
-    code = (
-        "import gc, sys; import coffeeclassifier.wsgi;"
-        "print(gc.get_freeze_count(), len(gc.get_objects()), 'classifier.api' in sys.modules)"
-    )
-    frozen, still_collected, api_loaded = fresh_python(code).split()
-    assert int(frozen) > 10_000
-    assert int(still_collected) < int(frozen) / 100
-    assert api_loaded == "True"
-
-
 @pytest.mark.django_db
 def test_demo_setup_without_photos_leaves_an_empty_dataset_and_says_how_to_fill_it(settings, tmp_path):
     settings.DEMO_DATA_DIR = tmp_path / "missing"
