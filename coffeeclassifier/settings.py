@@ -167,6 +167,9 @@ MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000)
 MAX_IMPORT_ZIP_BYTES = env_int("MAX_IMPORT_ZIP_BYTES", 2 * 1024 * 1024 * 1024)
 MAX_IMPORT_ZIP_MEMBERS = env_int("MAX_IMPORT_ZIP_MEMBERS", 20_000)
 MAX_IMPORT_ZIP_RATIO = env_int("MAX_IMPORT_ZIP_RATIO", 100)
+# What a whole archive may expand to: photos barely compress, so twice the archive's own limit
+# leaves room for PNG and BMP while a zip bomb's shared or repeated data is refused unread.
+MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES = env_int("MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES", 2 * MAX_IMPORT_ZIP_BYTES)
 # Django refuses forms with more fields than this; the admin's bulk actions post one per row.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 10_000)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1_000)

@@ -287,11 +287,13 @@ def rows_delete_with_files(*, queryset, field: str) -> int:
 
 @dataclass(frozen=True)
 class ImportCandidate:
-    """One file offered for import: its name, the label its folder names, and how to read it."""
+    """One file offered for import: its name, the label its folder names, how to read it, and
+    the size its source declares (what decides whether an import fits in a request)."""
 
     name: str
     label_name: str | None
     read: Callable[[], bytes]
+    size: int = 0
 
 
 @dataclass

@@ -2,9 +2,13 @@
 
 import io
 import stat
+import struct
+import time
 import zipfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -155,6 +159,102 @@ def test_zip_member_whose_header_lies_about_its_size(settings, dataset):
     [candidate] = sources.zip_candidates(file=io.BytesIO(out.getvalue()))
     with pytest.raises(ValidationError, match="KB; the limit is"):
         candidate.read()
+
+
+def overlapping_zip(payload: bytes, names: list[str]) -> bytes:
+    """One deflated file and a central directory whose every entry points at it: each entry is
+    within the ratio limit, all together expand len(names) times (issue 19, item 8)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+    data = compressor.compress(payload) + compressor.flush()
+    crc, first = zlib.crc32(payload), names[0].encode()
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(data), len(payload), len(first), 0)
+    central = b"".join(
+        struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(data), len(payload),
+                    len(name.encode()), 0, 0, 0, 0, 0, 0) + name.encode()
+        for name in names
+    )
+    directory_offset = len(local) + len(first) + len(data)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(names), len(names), len(central), directory_offset, 0)
+    return local + first + data + central + end
+
+
+def low_entropy(size: int) -> bytes:
+    """Bytes that deflate about 4:1, well within the per-member ratio limit."""
+    return np.random.default_rng(0).integers(0, 2, size, dtype=np.uint8).tobytes()
+
+
+def test_zip_with_overlapping_entries_is_refused_at_once_and_nothing_imported(tmp_path, dataset, media_root):
+    payload = low_entropy(10 * 1024 * 1024)
+    data = overlapping_zip(payload, [f"coffee/{i:03}.jpg" for i in range(300)])
+    assert len(data) < len(payload) / 4
+    assert sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist()) < (
+        settings.MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES
+    )  # only the overlap gives it away
+    path = write(tmp_path / "bomb.zip", data)
+    started = time.monotonic()
+    with pytest.raises(CommandError) as refusal:
+        run_import(path, "--dataset", "coffee")
+    assert time.monotonic() - started < 1
+    assert str(refusal.value) == (
+        "The zip's entries “coffee/000.jpg” and “coffee/001.jpg” overlap (they share compressed data, "
+        "as a zip bomb does); nothing was imported."
+    )
+    assert not DatasetImage.objects.exists() and not Label.objects.exists()
+    assert not media_root.exists() or not list(media_root.rglob("*.*"))
+
+
+def test_the_zip_bomb_of_issue_19_is_refused_by_its_total_before_anything_is_read(dataset):
+    data = overlapping_zip(low_entropy(20 * 1024 * 1024), [f"coffee/{i:03}.jpg" for i in range(300)])
+    started = time.monotonic()
+    with pytest.raises(ValidationError, match=r"^\['The zip expands to 5.9 GB; the limit is 4.0 GB\."):
+        sources.zip_candidates(file=io.BytesIO(data))
+    assert time.monotonic() - started < 1
+
+
+def test_zip_whose_local_header_disagrees_with_its_directory_is_refused(dataset):
+    data = make_zip({"coffee/a.jpg": jpeg("coffee"), "coffee/b.jpg": jpeg("chelsea")})
+    data = data.replace(b"coffee/b.jpg", b"coffee/c.jpg", 1)  # the first occurrence is the local header
+    with pytest.raises(ValidationError, match="inconsistent: the entry “coffee/b.jpg” has a local header that"):
+        sources.zip_candidates(file=io.BytesIO(data))
+
+
+def test_zip_past_the_total_uncompressed_limit_is_refused_before_reading(settings, dataset):
+    members = {f"coffee/{name}.jpg": jpeg(name) for name in PHOTO_NAMES[:3]}
+    settings.MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES = sum(map(len, members.values())) - 1
+    with pytest.raises(ValidationError, match=r"The zip expands to [\d.]+ KB; the limit is [\d.]+ KB\."):
+        sources.zip_candidates(file=io.BytesIO(make_zip(members)))
+    assert not DatasetImage.objects.exists()
+
+
+def test_zip_whose_directory_understates_sizes_yields_no_more_than_it_declares(settings, dataset):
+    """Sizes that lie low pass the check on declared sizes, and then decompression itself is held
+    to them: each member stops at its declared size and fails its checksum."""
+    members = {f"coffee/{name}.jpg": jpeg(name) for name in PHOTO_NAMES[:3]}
+    data = bytearray(make_zip(members))
+    directory = data.rindex(b"PK\x05\x06")
+    start = struct.unpack_from("<L", data, directory + 16)[0]
+    declared = 0
+    for _ in members:  # each central entry's size field (offset 24) says 1 000 bytes
+        struct.pack_into("<L", data, start + 24, 1000)
+        declared += 1000
+        start += 46 + struct.unpack_from("<H", data, start + 28)[0]
+    settings.MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES = declared
+    candidates = sources.zip_candidates(file=io.BytesIO(bytes(data)))
+    report = services.dataset_images_import(dataset=dataset, candidates=candidates)
+    assert not report.imported and len(report.rejected) == 3
+    assert all("damaged in the zip (Bad CRC-32" in reason for _, reason in report.rejected)
+
+
+def test_zip_members_stop_reading_once_the_archive_total_is_spent(settings, dataset):
+    """The total holds on the bytes reads produce: here the declared total is exactly the limit,
+    so reading every member once spends it, and any byte more (a second read standing in for a
+    header that lied) is refused."""
+    members = {f"coffee/{name}.jpg": jpeg(name) for name in PHOTO_NAMES[:3]}
+    settings.MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES = sum(map(len, members.values()))
+    candidates = sources.zip_candidates(file=io.BytesIO(make_zip(members)))
+    assert {candidate.name: candidate.read() for candidate in candidates} == members
+    with pytest.raises(ValidationError, match=r"“coffee/[a-z]+.jpg”: the zip expands past [\d.]+ KB, its limit; skipped"):
+        candidates[0].read()
 
 
 def test_label_with_html_is_stored_verbatim(tmp_path):
