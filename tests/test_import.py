@@ -1,4 +1,5 @@
-"""Importing photos from folders and zips, by service and by the import_images command."""
+"""Importing photos from folders and zips: the archive checks, the service, the import_images command, and
+the admin's imports on the queue."""
 
 import io
 import stat
@@ -6,16 +7,22 @@ import struct
 import time
 import zipfile
 import zlib
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+from django_q.conf import Conf
 
-from dataset import services, sources
-from dataset.models import Dataset, DatasetImage, Label
+from dataset import imports, services, sources
+from dataset.models import Dataset, DatasetImage, ImportRun, Label
 from tests.photos import PHOTO_NAMES, encode, jpeg, photo
 
 pytestmark = pytest.mark.django_db
@@ -283,3 +290,118 @@ def test_demo_photos_import_every_valid_photo_once():
     counts = {label: DatasetImage.objects.filter(label__name=label).count() for label in expected}
     assert counts == expected
     assert f"coffee: 0 imported, {total} duplicates skipped, 0 rejected." in run_import(DEMO_DATA, "--dataset", "coffee")
+
+
+# ----- large imports run on the queue, with their progress on the dataset page
+
+DATASET_IMPORT = "admin:dataset_datasetimage_import"
+
+
+@pytest.fixture
+def queue_in_process(monkeypatch, settings):
+    """django-q2 runs each task in this process as it is enqueued (its `sync` mode): the queue
+    itself is not under test here, the worker's path through our task and service is."""
+    monkeypatch.setattr(Conf, "SYNC", True)
+    settings.IMPORT_IN_REQUEST_MAX_FILES = 2
+
+
+def dataset_page(client, dataset) -> str:
+    return client.get(reverse("admin:dataset_dataset_change", args=[dataset.pk])).content.decode()
+
+
+def imports_json(client, dataset) -> list[dict]:
+    return client.get(reverse("admin:dataset_dataset_imports", args=[dataset.pk])).json()["runs"]
+
+
+def test_a_large_zip_imports_on_the_queue_with_its_progress_on_the_dataset_page(
+    staff_client, dataset, media_root, queue_in_process, django_capture_on_commit_callbacks
+):
+    data = make_zip({
+        "photos/coffee/a.jpg": jpeg("coffee"), "photos/coffee/b.jpg": jpeg("rocket"),
+        "photos/not_coffee/c.jpg": jpeg("chelsea"), "photos/not_coffee/notes.jpg": b"not an image",
+    })
+    upload = SimpleUploadedFile("photos.zip", data, content_type="application/zip")
+    with django_capture_on_commit_callbacks() as enqueue:
+        response = staff_client.post(reverse(DATASET_IMPORT), {"dataset": dataset.pk, "archive": upload,
+                                                               "split": "auto"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:dataset_dataset_change", args=[dataset.pk])
+    run = ImportRun.objects.get()
+    assert (run.status, run.total, run.archive_name) == ("queued", 4, "photos.zip")
+    assert Path(run.archive.path).is_relative_to(media_root / "imports") and Path(run.archive.path).is_file()
+    assert not DatasetImage.objects.exists()
+    page = dataset_page(staff_client, dataset)
+    assert "“photos.zip”: queued, 4 files" in page and '<progress max="4" value="0">' in page
+    assert "dataset/import_progress.js" in page
+    assert imports_json(staff_client, dataset) == [{
+        "id": run.pk, "status": "queued", "active": True, "done": 0, "total": 4,
+        "text": "“photos.zip”: queued, 4 files; it starts when the training worker is free.",
+    }]
+
+    [callback() for callback in enqueue]  # commit: the task goes on the queue, and runs
+    run.refresh_from_db()
+    assert (run.status, run.done, run.imported, run.duplicates, run.rejected) == ("done", 4, 3, 0, 1)
+    assert sorted(dataset.images.values_list("label__name", flat=True)) == ["coffee", "coffee", "not_coffee"]
+    assert not run.archive and not list((media_root / "imports").iterdir())
+    page = dataset_page(staff_client, dataset)
+    assert "“photos.zip”: done, 3 imported, 0 duplicates skipped, 1 rejected." in page and "<progress" not in page
+    assert "“photos/not_coffee/notes.jpg” is not an image" in page
+    assert imports_json(staff_client, dataset)[0]["active"] is False
+
+
+def test_many_uploaded_photos_import_on_the_queue_under_their_own_names(
+    staff_client, dataset, media_root, queue_in_process, django_capture_on_commit_callbacks
+):
+    files = [SimpleUploadedFile(f"{name}.jpg", jpeg(name), "image/jpeg") for name in ("coffee", "chelsea")]
+    files.append(SimpleUploadedFile("coffee.jpg", jpeg("rocket"), "image/jpeg"))  # another photo, same name
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(reverse(DATASET_IMPORT), {"dataset": dataset.pk, "files": files, "label": "mugs",
+                                                    "split": "val"})
+    run = ImportRun.objects.get()
+    assert (run.status, run.archive_name, run.imported) == ("done", "3 uploaded photos", 3)
+    images = dataset.images.order_by("original_name")
+    assert list(images.values_list("original_name", "label__name", "split", "source")) == [
+        ("chelsea.jpg", "mugs", "val", "upload"), ("coffee (2).jpg", "mugs", "val", "upload"),
+        ("coffee.jpg", "mugs", "val", "upload"),
+    ]
+    assert not list((media_root / "imports").iterdir())
+
+
+def test_the_overlapping_zip_is_refused_in_the_request_and_queues_nothing(
+    staff_client, dataset, media_root, queue_in_process, django_capture_on_commit_callbacks
+):
+    data = overlapping_zip(low_entropy(1024 * 1024), [f"coffee/{i:03}.jpg" for i in range(300)])
+    upload = SimpleUploadedFile("bomb.zip", data, content_type="application/zip")
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True) as enqueued:
+        response = staff_client.post(reverse(DATASET_IMPORT), {"dataset": dataset.pk, "archive": upload,
+                                                               "label": "new", "split": "auto"})
+    assert time.monotonic() - started < 1
+    assert response.status_code == 200
+    assert "entries “coffee/000.jpg” and “coffee/001.jpg” overlap" in response.content.decode()
+    assert not enqueued and not ImportRun.objects.exists() and not Label.objects.exists()
+    assert not DatasetImage.objects.exists() and not list(media_root.rglob("*.*"))
+
+
+def test_a_run_whose_archive_cannot_be_read_fails_with_a_sentence(dataset, media_root, queue_in_process,
+                                                                   django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = imports.import_run_create(
+            dataset=dataset, archive=File(io.BytesIO(b"not a zip"), name="x.zip"), total=3, split="auto",
+            source=DatasetImage.Source.UPLOAD,
+        )
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("failed", "The file is not a valid zip archive.")
+    assert not list((media_root / "imports").iterdir())
+
+
+def test_a_run_left_running_by_a_stopped_worker_is_failed_and_its_archive_deleted(dataset, media_root):
+    run = imports.import_run_create(
+        dataset=dataset, archive=File(io.BytesIO(make_zip({"a.jpg": jpeg()})), name="x.zip"), total=1,
+        split="auto", source=DatasetImage.Source.UPLOAD,
+    )
+    ImportRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now() - timedelta(hours=2))
+    assert imports.import_runs_fail_stale(older_than_seconds=3600) == 1
+    run.refresh_from_db()
+    assert run.status == "failed" and "its worker was stopped" in run.error
+    assert not list((media_root / "imports").iterdir())
