@@ -349,6 +349,22 @@ def test_a_large_zip_imports_on_the_queue_with_its_progress_on_the_dataset_page(
     assert imports_json(staff_client, dataset)[0]["active"] is False
 
 
+def test_a_running_import_shows_how_far_it_got(staff_client, dataset, monkeypatch):
+    run = imports.import_run_create(
+        dataset=dataset, archive=File(io.BytesIO(make_zip({"a.jpg": jpeg()})), name="x.zip"), total=4,
+        split="auto", source=DatasetImage.Source.UPLOAD,
+    )
+    ImportRun.objects.filter(pk=run.pk).update(status="running")
+    monkeypatch.setattr(imports, "PROGRESS_INTERVAL_SECONDS", 0)
+    imports.progress_recorder(run_id=run.pk)(services.ImportReport(rejected=[("a", "no"), ("b", "no")]))
+    page = dataset_page(staff_client, dataset)
+    assert "“x.zip”: importing, 2 of 4 files (0 imported, 0 duplicates skipped, 2 rejected)." in page
+    assert '<progress max="4" value="2">' in page
+    assert imports_json(staff_client, dataset)[0] | {"text": ""} == {
+        "id": run.pk, "status": "running", "active": True, "done": 2, "total": 4, "text": "",
+    }
+
+
 def test_many_uploaded_photos_import_on_the_queue_under_their_own_names(
     staff_client, dataset, media_root, queue_in_process, django_capture_on_commit_callbacks
 ):
