@@ -4,6 +4,7 @@ from django.conf import settings
 
 from classifier import services
 from classifier.models import ModelVersion
+from dataset import imports
 
 
 def train_model_version(version_id: int) -> None:
@@ -17,4 +18,5 @@ def predict(job_id: str, model_input: dict | None = None) -> None:
 def requeue_stale() -> None:
     services.prediction_jobs_requeue_stale(older_than_seconds=settings.PREDICTION_STALE_SECONDS)
     services.model_versions_fail_stale(older_than_seconds=settings.TRAINING_TIMEOUT + 60)
+    imports.import_runs_fail_stale(older_than_seconds=settings.TRAINING_TIMEOUT + 60)  # the same cluster
     services.model_versions_requeue_lost(older_than_seconds=settings.PREDICTION_STALE_SECONDS)

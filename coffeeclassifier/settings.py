@@ -164,6 +164,13 @@ MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000)
 MAX_IMPORT_ZIP_BYTES = env_int("MAX_IMPORT_ZIP_BYTES", 2 * 1024 * 1024 * 1024)
 MAX_IMPORT_ZIP_MEMBERS = env_int("MAX_IMPORT_ZIP_MEMBERS", 20_000)
 MAX_IMPORT_ZIP_RATIO = env_int("MAX_IMPORT_ZIP_RATIO", 100)
+# What a whole archive may expand to: photos barely compress, so twice the archive's own limit
+# leaves room for PNG and BMP while a zip bomb's shared or repeated data is refused unread.
+MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES = env_int("MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES", 2 * MAX_IMPORT_ZIP_BYTES)
+# An import of one file, or of at most this many files and MAX_UPLOAD_BYTES in all, runs in the
+# request (a few seconds at worst); anything larger runs on the training cluster, its progress on
+# the dataset page.
+IMPORT_IN_REQUEST_MAX_FILES = env_int("IMPORT_IN_REQUEST_MAX_FILES", 20)
 # Django refuses forms with more fields than this; the admin's bulk actions post one per row.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 10_000)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1_000)

@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -11,14 +11,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.views.decorators.cache import cache_control
 
-from dataset import selectors, services, sources
+from dataset import imports, selectors, services
 from dataset.forms import ExcludeForm, ImportForm, ResplitForm, SetLabelForm, SetSplitForm
 from dataset.imaging import thumbnail_jpeg
-from dataset.models import Dataset, DatasetImage, Label
+from dataset.models import Dataset, DatasetImage, ImportRun, Label
 from dataset.selectors import file_read
 
 THUMBNAIL_SIDE = 96
 PREVIEW_SIDE = 640
+IMPORT_RUNS_SHOWN = 5
+REJECTIONS_SHOWN = 100
 
 
 def import_report_show(model_admin, request, report) -> None:
@@ -38,6 +40,19 @@ def import_report_show(model_admin, request, report) -> None:
         model_admin.message_user(request, reason, messages.ERROR)
 
 
+def import_run_text(run: ImportRun) -> str:
+    """Where an import on the queue stands, in a sentence (the dataset page and its poll show it)."""
+    name = f"“{run.archive_name}”"
+    counts = f"{run.imported} imported, {run.duplicates} duplicates skipped, {run.rejected} rejected"
+    if run.status == ImportRun.Status.QUEUED:
+        return f"{name}: queued, {run.total} files; it starts when the training worker is free."
+    if run.status == ImportRun.Status.RUNNING:
+        return f"{name}: importing, {run.done} of {run.total} files ({counts})."
+    if run.status == ImportRun.Status.DONE:
+        return f"{name}: done, {counts}."
+    return f"{name}: failed after {run.done} of {run.total} files ({counts}). {run.error}"
+
+
 class LabelInline(admin.TabularInline):
     model = Label
     extra = 1
@@ -55,8 +70,18 @@ class DatasetAdmin(admin.ModelAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [LabelInline]
-    readonly_fields = ("counts_table",)
-    fields = ("name", "slug", "description", "counts_table")
+    readonly_fields = ("counts_table", "import_runs")
+    fields = ("name", "slug", "description", "counts_table", "import_runs")
+
+    class Media:
+        js = ["dataset/import_progress.js"]
+
+    def get_urls(self):
+        own = [
+            path("<int:pk>/imports/", self.admin_site.admin_view(self.import_runs_view),
+                 name="dataset_dataset_imports"),
+        ]
+        return own + super().get_urls()
 
     @admin.display(description="Images")
     def image_count(self, dataset):
@@ -100,13 +125,59 @@ class DatasetAdmin(admin.ModelAdmin):
             import_url,
         )
 
+    @admin.display(description="Imports")
+    def import_runs(self, dataset):
+        runs = list(dataset.import_runs.all()[:IMPORT_RUNS_SHOWN]) if dataset.pk else []
+        if not runs:
+            return "None on the queue yet: a large zip or many photos import there, and show here."
+        return format_html(
+            '<div class="import-runs" data-url="{}">{}</div>',
+            reverse("admin:dataset_dataset_imports", args=[dataset.pk]),
+            format_html_join("", "{}", ((import_run_html(run),) for run in runs)),
+        )
+
+    def import_runs_view(self, request, pk):
+        """The dataset's recent imports as JSON, for the page to show their progress as it goes."""
+        dataset = get_object_or_404(Dataset, pk=pk)
+        if not self.has_view_permission(request, dataset):
+            raise PermissionDenied
+        runs = dataset.import_runs.all()[:IMPORT_RUNS_SHOWN]
+        return JsonResponse({"runs": [
+            {"id": run.pk, "status": run.status, "active": run.status in ImportRun.ACTIVE, "done": run.done,
+             "total": run.total, "text": import_run_text(run)}
+            for run in runs
+        ]})
+
     def delete_model(self, request, obj):
         services.dataset_images_delete(images=obj.images.all())
+        imports.import_runs_delete(datasets=Dataset.objects.filter(pk=obj.pk))
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         services.dataset_images_delete(images=DatasetImage.objects.filter(dataset__in=queryset))
+        imports.import_runs_delete(datasets=queryset)
         super().delete_queryset(request, queryset)
+
+
+def import_run_html(run: ImportRun) -> str:
+    """One run: a progress bar while it is active (import_progress.js moves it), its sentence, and
+    the reasons files were rejected once it is done."""
+    rejections = run.rejections[:REJECTIONS_SHOWN]
+    more = len(run.rejections) - len(rejections)
+    return format_html(
+        '<div class="import-run" data-id="{}" data-active="{}">{}<span class="import-run-text">{}</span>{}</div>',
+        run.pk,
+        "1" if run.status in ImportRun.ACTIVE else "",
+        format_html('<progress max="{}" value="{}"></progress> ', run.total, run.done)
+        if run.status in ImportRun.ACTIVE else "",
+        import_run_text(run),
+        format_html(
+            "<details><summary>Why {} files were rejected</summary><ul>{}</ul>{}</details>",
+            len(run.rejections),
+            format_html_join("", "<li>{}</li>", ((reason,) for reason in rejections)),
+            f"… and {more} more." if more else "",
+        ) if run.rejections else "",
+    )
 
 
 def label_filter(name: str) -> str:
@@ -267,13 +338,16 @@ class DatasetImageAdmin(admin.ModelAdmin):
         initial = {"dataset": datasets[0]} if len(datasets) == 1 else {}
         form = ImportForm(request.POST or None, request.FILES or None, initial={**initial, **request.GET.dict()})
         if request.method == "POST" and form.is_valid():
-            report = self.run_import(request, form)
-            if report is not None:
-                import_report_show(self, request, report)
-                return HttpResponseRedirect(
-                    reverse("admin:dataset_datasetimage_changelist")
-                    + f"?dataset__id__exact={form.cleaned_data['dataset'].pk}"
+            data = form.cleaned_data
+            try:
+                outcome = imports.dataset_import_start(
+                    dataset=data["dataset"], archive=data["archive"], files=data["files"], label_name=data["label"],
+                    split=data["split"], source=DatasetImage.Source.UPLOAD, user=request.user,
                 )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                return self.import_started(request, outcome, dataset=data["dataset"])
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -282,26 +356,18 @@ class DatasetImageAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/dataset/datasetimage/import.html", context)
 
-    def run_import(self, request, form):
-        data = form.cleaned_data
-        try:
-            if data["archive"]:
-                candidates = sources.zip_candidates(file=data["archive"])
-            else:
-                candidates = sources.upload_candidates(files=data["files"])
-            default_label = (
-                services.label_get_or_create(dataset=data["dataset"], name=data["label"]) if data["label"] else None
+    def import_started(self, request, outcome, *, dataset):
+        """A queued run leads to its dataset's page, which shows its progress; a finished import
+        to the images of the dataset, with its report."""
+        if isinstance(outcome, ImportRun):
+            self.message_user(
+                request,
+                f"“{outcome.archive_name}” ({outcome.total} files) is importing on the queue; "
+                "this page shows how far it got.",
             )
-        except ValidationError as error:
-            form.add_error(None, error)
-            return None
-        return services.dataset_images_import(
-            dataset=data["dataset"],
-            candidates=candidates,
-            default_label=default_label,
-            split=data["split"],
-            source=DatasetImage.Source.UPLOAD,
-        )
+            return HttpResponseRedirect(reverse("admin:dataset_dataset_change", args=[dataset.pk]))
+        import_report_show(self, request, outcome)
+        return HttpResponseRedirect(reverse("admin:dataset_datasetimage_changelist") + f"?dataset__id__exact={dataset.pk}")
 
     # ----- bulk actions: an intermediate page where the action needs a choice
 

@@ -1,3 +1,6 @@
+import uuid
+
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -77,3 +80,54 @@ class DatasetImage(models.Model):
 
     def __str__(self):
         return self.original_name or self.sha256[:12]
+
+
+def import_archive_upload_to(instance: "ImportRun", filename: str) -> str:
+    """An unguessable name per run: archives of many curators wait side by side."""
+    return f"imports/{uuid.uuid4().hex}.zip"
+
+
+class ImportRun(models.Model):
+    """An import that runs on the queue: what to import, how far it got, and what came of it.
+
+    The archive waits under MEDIA_ROOT/imports/ while the run is queued or running, and is
+    deleted when it ends, whatever the outcome.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="import_runs")
+    archive = models.FileField(upload_to=import_archive_upload_to, max_length=255, blank=True)
+    archive_name = models.CharField(max_length=255, help_text="What the curator called it.")
+    label = models.ForeignKey(
+        Label, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="For files outside a label folder.",
+    )
+    split = models.CharField(max_length=10)
+    source = models.CharField(max_length=10, choices=DatasetImage.Source.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    rejections = models.JSONField(default=list, blank=True, help_text="Why each rejected file was refused.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Import of “{self.archive_name}” into {self.dataset}"

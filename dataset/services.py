@@ -18,7 +18,7 @@ from functools import cached_property
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from PIL import Image, UnidentifiedImageError
@@ -251,16 +251,19 @@ def dataset_image_create(
     return image
 
 
-def file_and_row_save(*, file, name: str, data: bytes, row_insert: Callable[[], bool] | None = None) -> bool:
+def file_and_row_save(
+    *, file, name: str, data: bytes | File, row_insert: Callable[[], bool] | None = None
+) -> bool:
     """Write the file, then insert the row of the model instance it belongs to; if the row fails,
     the file goes too (never one alone). `row_insert` replaces the plain INSERT and says whether
-    it inserted the row: if not, the file goes too and this returns False.
+    it inserted the row: if not, the file goes too and this returns False. `data` is bytes, or a
+    File for what should not sit in memory (a temporary upload is moved, not copied).
 
     One INSERT is atomic on its own: only inside a caller's transaction does it need a savepoint
     (so a refused row leaves that transaction usable). Outside one, BEGIN and COMMIT would be two
     more round trips to the database on every upload.
     """
-    file.save(name, ContentFile(data), save=False)
+    file.save(name, data if isinstance(data, File) else ContentFile(data), save=False)
     try:
         with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
             if row_insert is None:
@@ -287,11 +290,13 @@ def rows_delete_with_files(*, queryset, field: str) -> int:
 
 @dataclass(frozen=True)
 class ImportCandidate:
-    """One file offered for import: its name, the label its folder names, and how to read it."""
+    """One file offered for import: its name, the label its folder names, how to read it, and
+    the size its source declares (what decides whether an import fits in a request)."""
 
     name: str
     label_name: str | None
     read: Callable[[], bytes]
+    size: int = 0
 
 
 @dataclass
@@ -305,6 +310,11 @@ class ImportReport:
         self.duplicates += other.duplicates
         self.rejected += other.rejected
         return self
+
+    def counts(self) -> dict[str, int]:
+        done = len(self.imported) + len(self.duplicates) + len(self.rejected)
+        return {"done": done, "imported": len(self.imported), "duplicates": len(self.duplicates),
+                "rejected": len(self.rejected)}
 
     def summary(self) -> str:
         return (
@@ -320,10 +330,10 @@ def dataset_images_import(
     default_label: Label | None = None,
     split: str = AUTO_SPLIT,
     source: str = DatasetImage.Source.IMPORT,
-    on_progress: Callable[[ImportCandidate], None] | None = None,
+    on_progress: Callable[[ImportReport], None] | None = None,
 ) -> ImportReport:
     """Import many files; each is its own transaction, so an interruption keeps what was done
-    and a second run imports only what is missing."""
+    and a second run imports only what is missing. `on_progress` sees the report after each file."""
     report = ImportReport()
     labels: dict[str, Label] = {}
     for candidate in candidates:
@@ -344,7 +354,7 @@ def dataset_images_import(
         else:
             report.imported.append(image)
         if on_progress is not None:
-            on_progress(candidate)
+            on_progress(report)
     return report
 
 
