@@ -9,9 +9,17 @@ ifneq ($(wildcard $(SHARED)/keras/models),)
 export KERAS_HOME ?= $(SHARED)/keras
 endif
 
-.PHONY: run test install clean
+.PHONY: run test install serving-venv clean
 
 install: $(VENV)/.installed
+
+# A web or prediction-worker machine's install, without TensorFlow; the tests run the app from it too.
+serving-venv: .venv-serving/.installed
+
+.venv-serving/.installed: requirements-serving.txt
+	test -x .venv-serving/bin/python || $(PYTHON) -m venv .venv-serving
+	.venv-serving/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-serving.txt
+	touch $@
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is needed (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -25,10 +33,10 @@ run: install
 	$(VENV)/bin/honcho start
 
 # pytest exits 5 when it collects nothing: say so, and fail (a suite that ran nothing proves nothing).
-test: install
+test: install serving-venv
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: check PYTEST_ARGS and tests/."; fi; \
 	exit $$status
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache
+	rm -rf $(VENV) .venv-serving var staticfiles .pytest_cache

@@ -107,7 +107,7 @@ def start_qcluster(settings, transactional_db, ml_cache_root, media_root):
     """Start real `manage.py qcluster` processes on the test database; stop them afterwards."""
     processes = []
 
-    def start(name: str | None = None, **extra_env: str) -> subprocess.Popen:
+    def start(name: str | None = None, python: str = sys.executable, **extra_env: str) -> subprocess.Popen:
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -119,7 +119,7 @@ def start_qcluster(settings, transactional_db, ml_cache_root, media_root):
         # a file, not a pipe: nobody reads the log while the test runs, and a full pipe blocks the cluster
         log = (media_root.parent / f"qcluster-{len(processes)}.log").open("w")
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
+            [python, "manage.py", "qcluster"], cwd=ROOT, env=env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
