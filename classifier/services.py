@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -314,101 +313,34 @@ def shared_broker():
 _predictor: tuple[int, Predictor] | None = None
 
 
-def predictor_for(*, version_id: int) -> Predictor:
+def predictor_for(*, version: ModelVersion) -> Predictor:
     """The process's predictor, loaded once and replaced only when another version is active.
 
     The old interpreter is released before the new one loads, so memory never holds two.
     """
     global _predictor
-    if _predictor is None or _predictor[0] != version_id:
+    if _predictor is None or _predictor[0] != version.pk:
         _predictor = None
-        version = ModelVersion.objects.get(pk=version_id)
-        _predictor = (version_id, Predictor(selectors.artifact_path(version=version),
+        _predictor = (version.pk, Predictor(selectors.artifact_path(version=version),
                                             num_threads=settings.PREDICTOR_THREADS))
     return _predictor[1]
 
 
-def worker_statement(sql: str) -> str:
-    """A worker's statement, committed on PostgreSQL without waiting for the disk (half its time
-    on an idle server). A database crash can then forget a job's last claim or answer: the job
-    is waiting again and `requeue_stale` sends it again. The upload's INSERT, which the 202
-    promises, still waits. psycopg2 sends both statements as one query (one implicit
-    transaction); psycopg 3 allows one statement per query with parameters, so there it is
-    left as it is."""
-    if connection.vendor == "postgresql":
-        from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-        if not is_psycopg3:
-            return f"SET LOCAL synchronous_commit TO off; {sql}"
-    return sql
-
-
-def waiting_job_condition(*, job_id) -> tuple[str, list]:
-    """SQL for "this job, while it is still waiting" and its parameters: what the worker's claim
-    and its answer both write under."""
-    waiting = PredictionJob.WAITING
-    pk = PredictionJob._meta.pk
-    sql = f"{connection.ops.quote_name(pk.column)} = %s AND status IN ({', '.join(['%s'] * len(waiting))})"
-    return sql, [pk.get_db_prep_value(job_id, connection), *waiting]
-
-
-def prediction_job_update_waiting(*, job_id, values: dict) -> bool:
-    """Write `values` (plain values by field name or attname) to the job if it is still waiting;
-    whether it was.
-
-    SQL built from the fields, as the ORM's update would, at half its CPU: this runs for
-    every answer.
-    """
-    meta = PredictionJob._meta
-    fields = {name: meta.get_field(name) for name in values}
-    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields.values())
-    condition, condition_params = waiting_job_condition(job_id=job_id)
-    sql = f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {assignments} WHERE {condition}"
-    params = [field.get_db_prep_save(values[name], connection) for name, field in fields.items()]
-    with connection.cursor() as cursor:
-        cursor.execute(worker_statement(sql), [*params, *condition_params])
-        return cursor.rowcount == 1
-
-
 def prediction_job_claim(*, job_id) -> PredictionJob | None:
-    """Mark a waiting job running and read what its run needs, or None if it is answered already.
+    """Mark a waiting job running, counting the take, and return it with `active_version` (the
+    version that answers its dataset now, or None); None if it is answered already.
 
-    One statement (UPDATE … RETURNING, in PostgreSQL and SQLite alike) because it runs for every
-    job, where the ORM needs an update and a select. The job comes back with only those fields
-    loaded (others load on access), `active_version_id` and `active_version_number`: the version
-    that should answer it.
+    The update is conditional on the job still waiting, so a job sent twice (requeue_stale) is
+    answered once: whichever run finishes first writes the answer, under the same condition.
     """
-    job_table, version_table = (
-        connection.ops.quote_name(model._meta.db_table) for model in (PredictionJob, ModelVersion)
+    claimed = PredictionJob.objects.filter(pk=job_id, status__in=PredictionJob.WAITING).update(
+        status=PredictionJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1,
+        worker=f"{settings.NODE_NAME}:{os.getpid()}",
     )
-    active_version = f"FROM {version_table} v WHERE v.dataset_id = {job_table}.dataset_id AND v.is_active"
-    condition, condition_params = waiting_job_condition(job_id=job_id)
-    started_at, worker = timezone.now(), f"{settings.NODE_NAME}:{os.getpid()}"
-    sql = (
-        f"UPDATE {job_table} SET status = %s, started_at = %s, attempts = attempts + 1, worker = %s "
-        f"WHERE {condition} "
-        f"RETURNING dataset_id, image, attempts, (SELECT v.id {active_version}), (SELECT v.number {active_version})"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            worker_statement(sql),
-            [
-                PredictionJob.Status.RUNNING,
-                connection.ops.adapt_datetimefield_value(started_at),
-                worker,
-                *condition_params,
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    if not claimed:
         return None
-    dataset_id, image, attempts, active_version_id, active_version_number = row
-    job = PredictionJob.from_db(
-        connection.alias,
-        ["id", "dataset_id", "image", "status", "started_at", "attempts", "worker"],  # in the model's field order
-        [UUID(str(job_id)), dataset_id, image, PredictionJob.Status.RUNNING, started_at, attempts, worker],
-    )
-    job.active_version_id, job.active_version_number = active_version_id, active_version_number
+    job = PredictionJob.objects.select_related("dataset").get(pk=job_id)
+    job.active_version = selectors.active_version(dataset=job.dataset)
     return job
 
 
@@ -419,10 +351,11 @@ def prediction_job_run(*, job_id, model_input: dict | None = None) -> Prediction
     job = prediction_job_claim(job_id=job_id)
     if job is None:
         return None
+    version = job.active_version
     try:
-        if job.active_version_id is None:
+        if version is None:
             raise NoActiveModel(job.dataset)
-        predictor = predictor_for(version_id=job.active_version_id)
+        predictor = predictor_for(version=version)
         pixels = predictor.accepted_model_input(model_input)
         if pixels is None:
             prediction = predictor.predict(file_read(file=job.image))
@@ -434,13 +367,13 @@ def prediction_job_run(*, job_id, model_input: dict | None = None) -> Prediction
         return prediction_job_finish(job=job, status=PredictionJob.Status.FAILED, error=error_text)
     return prediction_job_finish(
         job=job,
-        version_number=job.active_version_number,
+        version_number=version.number,
         status=PredictionJob.Status.DONE,
         label=prediction.label,
         confidence=prediction.confidence,
         probabilities=prediction.probabilities,
         heatmap=prediction.heatmap(),
-        model_version_id=job.active_version_id,
+        model_version_id=version.pk,
         preprocess_ms=round(prediction.preprocess_ms, 3),
         inference_ms=round(prediction.inference_ms, 3),
     )
@@ -454,7 +387,7 @@ def prediction_job_finish(*, job: PredictionJob, version_number: int | None = No
     may have been claimed by another run since.
     """
     result.update(started_at=job.started_at, worker=job.worker, finished_at=timezone.now())
-    if prediction_job_update_waiting(job_id=job.pk, values=result):
+    if PredictionJob.objects.filter(pk=job.pk, status__in=PredictionJob.WAITING).update(**result):
         answer = {**result, "version_number": version_number}
         for name, value in answer.items():
             setattr(job, name, value)
