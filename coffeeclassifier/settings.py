@@ -54,6 +54,12 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG=0 (e.g. a 50-character random string).")
     SECRET_KEY = "django-insecure-local-development-only-never-use-in-production"
+if not DEBUG and SECRET_KEY.startswith("django-insecure-"):
+    # Django's own mark of a key made for development (startproject's, or the one above): sessions,
+    # CSRF tokens and password resets signed with a published key can be forged.
+    raise ImproperlyConfigured(
+        "SECRET_KEY starts with “django-insecure-”: it is a development key; with DEBUG=0 set a long random one."
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

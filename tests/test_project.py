@@ -39,6 +39,12 @@ def test_production_without_a_secret_key_says_what_to_set():
     assert "SECRET_KEY must be set when DEBUG=0" in result.stderr
 
 
+def test_production_refuses_a_development_secret_key():
+    result = manage("check", DEBUG="0", SECRET_KEY="django-insecure-" + "x" * 50, ALLOWED_HOSTS="example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY starts with “django-insecure-”: it is a development key" in result.stderr
+
+
 def test_a_malformed_setting_names_itself():
     result = manage("check", MAX_UPLOAD_BYTES="twenty megabytes")
     assert result.returncode != 0
