@@ -113,7 +113,7 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
             raise damaged(what, error) from None
         if image_format not in ACCEPTED_FORMATS:
             raise ValidationError(
-                f"{what} is a {image_format} image; upload a {ACCEPTED_FORMATS_TEXT} file.", code="format"
+                f"{what} is {with_article(image_format)} image; upload a {ACCEPTED_FORMATS_TEXT} file.", code="format"
             )
         try:
             with decode_slot(image_format, width, height), Image.open(io.BytesIO(data)) as image:
@@ -139,6 +139,14 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
         height=height,
         decoded=decoded,
     )
+
+
+def with_article(format_name: str) -> str:
+    """"a TIFF", "an AVIF", "an MPEG": a format's name is read letter by letter (so "an" before
+    F, H, L, M, N, R, S, X too), unless it is a word."""
+    read_as_a_word = format_name in ("FITS", "MCIDAS", "SPIDER", "SUN")
+    vowel_sound = format_name[:1] in "AEIOU" or (format_name[:1] in "FHLMNRSX" and not read_as_a_word)
+    return f"{'an' if vowel_sound else 'a'} {format_name}"
 
 
 def decode_slot(image_format: str, width: int, height: int):

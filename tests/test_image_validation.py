@@ -69,6 +69,11 @@ def test_format_outside_the_allow_list_is_named():
     )
 
 
+@pytest.mark.parametrize(("image_format", "named"), [("ICO", "an ICO"), ("AVIF", "an AVIF"), ("TIFF", "a TIFF")])
+def test_a_refused_format_is_named_with_its_article(image_format, named):
+    assert f"“photo.jpg” is {named} image;" in refusal(encode(photo("coffee", size=(64, 48)), image_format))
+
+
 def test_cmyk_jpeg_becomes_rgb():
     valid = image_validate(data=encode(photo("coffee").convert("CMYK"), "JPEG"))
     decoded = preprocess.decode(valid.data)
