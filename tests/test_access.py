@@ -1,0 +1,148 @@
+"""Who reaches what: the page's session, API keys, staff; /healthz; waits; unknown names.
+
+Jobs here never run a model: an active version row lets uploads in, and a finished job is
+written as a worker would write it.
+"""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from classifier.models import PredictionJob
+from dataset.models import Dataset, Label
+from tests.conftest import active_version_row
+from tests.photos import jpeg
+
+pytestmark = pytest.mark.django_db
+API = "/api/v1/predictions"
+
+
+@pytest.fixture
+def version(db, settings):
+    dataset = Dataset.objects.create(name="Coffee or not", slug=settings.DEFAULT_DATASET_SLUG)
+    Label.objects.bulk_create([Label(dataset=dataset, name=name) for name in ("coffee", "not_coffee")])
+    return active_version_row(dataset)
+
+
+def upload(client, name: str = "coffee", **headers):
+    return client.post(API, {"image": SimpleUploadedFile("photo.jpg", jpeg(name, size=(64, 48)), "image/jpeg")},
+                       **headers)
+
+
+def answered(job_id, version) -> PredictionJob:
+    """The job as a worker leaves it once it has answered."""
+    PredictionJob.objects.filter(pk=job_id).update(
+        status=PredictionJob.Status.DONE, label="coffee", confidence=0.9,
+        probabilities={"coffee": 0.9, "not_coffee": 0.1}, model_version=version,
+    )
+    return PredictionJob.objects.get(pk=job_id)
+
+
+def page_session() -> Client:
+    """A browser that opened the upload page (its session, its CSRF cookie)."""
+    browser = Client()
+    browser.get("/")
+    return browser
+
+
+def test_an_unknown_dataset_in_the_page_address_is_not_found_and_says_so(client, version):
+    response = client.get("/", {"dataset": "nope"})
+    assert response.status_code == 404
+    assert "There is no dataset “nope”." in response.content.decode()
+    assert client.get("/").status_code == 200
+
+
+def test_unknown_job_ids_say_a_sentence(client, db):
+    for job_id in ("6f1c8a52-6c0b-4d55-9f4b-2b2f2f4f0a11", "not-a-uuid"):
+        response = client.get(f"{API}/{job_id}")
+        assert response.status_code == 404 and response.json() == {"detail": f"No prediction with id “{job_id}”."}
+        response = client.post(f"{API}/{job_id}/feedback", {"correct": True}, content_type="application/json")
+        assert response.status_code == 404 and response.json() == {"detail": f"No prediction with id “{job_id}”."}
+
+
+def test_with_api_keys_a_page_session_reaches_only_its_own_jobs(version, settings):
+    """GET / hands out a session and a CSRF token: with them a script uploads without a key, but
+    reaches nothing beyond the jobs it sent itself."""
+    settings.API_KEYS = ["key-for-the-app"]
+    script = page_session()
+    mine = upload(script).json()["id"]
+    theirs = upload(page_session(), "rocket").json()["id"]
+    by_key = upload(Client(), "chelsea", HTTP_X_API_KEY="key-for-the-app").json()["id"]
+    for job_id in (mine, theirs, by_key):
+        answered(job_id, version)
+    assert script.get(f"{API}/{mine}").status_code == 200
+    for job_id in (theirs, by_key):
+        response = script.get(f"{API}/{job_id}")
+        assert response.status_code == 404 and response.json() == {"detail": f"No prediction with id “{job_id}”."}
+        feedback = script.post(f"{API}/{job_id}/feedback", {"correct": True}, content_type="application/json")
+        assert feedback.status_code == 404
+    assert script.post(f"{API}/{mine}/feedback", {"correct": True}, content_type="application/json").status_code == 200
+    refused = script.get("/api/v1/models/active")
+    assert refused.status_code == 401 and "X-API-Key" in refused.json()["detail"]
+    # a key holder reaches everything
+    holder = Client(HTTP_X_API_KEY="key-for-the-app")
+    assert holder.get("/api/v1/models/active").status_code == 200
+    assert all(holder.get(f"{API}/{job_id}").status_code == 200 for job_id in (mine, theirs, by_key))
+
+
+@pytest.mark.parametrize("keys", [[], ["key-for-the-app"]])
+def test_feedback_comes_only_from_the_session_that_sent_the_photo_or_a_key_holder(version, settings, keys):
+    settings.API_KEYS = keys
+    sender = page_session()
+    job_id = upload(sender).json()["id"]
+    answered(job_id, version)
+    wrong = {"correct": False, "label": "not_coffee"}
+    stranger = Client()  # had the id (say, from a shared link), not the session
+    refused = stranger.post(f"{API}/{job_id}/feedback", wrong, content_type="application/json")
+    assert refused.status_code == (403 if not keys else 401)
+    other_page = page_session()
+    refused = other_page.post(f"{API}/{job_id}/feedback", wrong, content_type="application/json")
+    assert refused.status_code == (403 if not keys else 404)
+    if not keys:
+        assert refused.json() == {"detail": "Only the browser session that sent this photo can give feedback on it."}
+    assert PredictionJob.objects.get(pk=job_id).feedback == ""
+    assert sender.post(f"{API}/{job_id}/feedback", {"correct": True}, content_type="application/json").json()[
+        "feedback"] == "correct"
+    if keys:
+        holder = Client(HTTP_X_API_KEY="key-for-the-app")
+        assert holder.post(f"{API}/{job_id}/feedback", wrong, content_type="application/json").status_code == 200
+        assert PredictionJob.objects.get(pk=job_id).feedback == "wrong"
+
+
+def test_a_photo_sent_without_a_session_takes_feedback_from_callers_of_the_open_api(version):
+    job_id = upload(Client()).json()["id"]
+    answered(job_id, version)
+    another_script = Client()
+    response = another_script.post(f"{API}/{job_id}/feedback", {"correct": False, "label": "not_coffee"},
+                                   content_type="application/json")
+    assert response.status_code == 200 and response.json()["feedback"] == "wrong"
+
+
+def test_the_photo_needs_the_jobs_view_permission_the_session_or_a_key(version, settings, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    sender = page_session()
+    job_id = upload(sender).json()["id"]
+    answered(job_id, version)
+    photo = f"/predictions/{job_id}/image"
+    assert sender.get(photo).status_code == 200
+    assert sender.get(f"{API}/{job_id}").json()["image_url"] == f"http://testserver{photo}"
+    staff = django_user_model.objects.create_user("helper", password="a-long-test-password", is_staff=True)
+    staff_browser = Client()
+    staff_browser.force_login(staff)
+    assert staff_browser.get(photo).status_code == 404  # staff, but not allowed to view jobs
+    staff.user_permissions.add(Permission.objects.get(codename="view_predictionjob"))
+    staff_browser.force_login(django_user_model.objects.get(pk=staff.pk))  # permissions are cached per user object
+    assert staff_browser.get(photo).status_code == 200
+    # without keys, a script gets no photo address it could not open
+    script = Client()
+    assert script.get(f"{API}/{job_id}").json()["image_url"] is None
+    assert script.get(photo).status_code == 404
+    # with keys, a key holder gets one and opens it with the key
+    settings.API_KEYS = ["key-for-the-app"]
+    holder = Client(HTTP_X_API_KEY="key-for-the-app")
+    image_url = holder.get(f"{API}/{job_id}").json()["image_url"]
+    assert image_url == f"http://testserver{photo}"
+    opened = holder.get(image_url)
+    assert opened.status_code == 200 and opened["Content-Type"] == "image/jpeg"
+    assert Client(HTTP_X_API_KEY="key-for-the-shop").get(photo).status_code == 404
