@@ -59,3 +59,9 @@ def feedback_refusal(request: HttpRequest, job: PredictionJob) -> str | None:
 def photo_viewable(request: HttpRequest, job: PredictionJob) -> bool:
     """The session that sent the photo, staff allowed to view jobs, and key holders see it."""
     return sent_by(request, job) or request.user.has_perm("classifier.view_predictionjob") or key_holder(request)
+
+
+def health_details_visible(request: HttpRequest) -> bool:
+    """Queue depth, versions and timings are for operators: staff or key holders. Everyone else
+    (a load balancer, a stranger) learns whether the service is well, and why not."""
+    return request.user.is_staff or key_holder(request)

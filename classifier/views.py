@@ -1,5 +1,6 @@
 """The upload page and the few plain views beside the JSON API."""
 
+from django.conf import settings
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_control, never_cache
@@ -8,6 +9,8 @@ from django.views.decorators.http import require_GET
 from classifier import access, selectors
 from classifier.models import PredictionJob
 from dataset.services import CONTENT_TYPES
+
+PUBLIC_HEALTH = ("ok", "detail", "database", "broker")  # whether each part answers, not how much it holds
 
 
 @require_GET
@@ -46,5 +49,9 @@ def prediction_image(request, job_id):
 @never_cache
 @require_GET
 def healthz(request):
-    report = selectors.health()
+    """200 when the service answers photos, 503 with a sentence when it cannot; details for
+    operators (`access.health_details_visible`)."""
+    report = selectors.health(stall_seconds=settings.PREDICTION_STALL_SECONDS)
+    if not access.health_details_visible(request):
+        report = {key: value for key, value in report.items() if key in PUBLIC_HEALTH}
     return JsonResponse(report, status=200 if report["ok"] else 503)

@@ -259,6 +259,8 @@ PREDICTOR_BURST_THREADS = env_int("PREDICTOR_BURST_THREADS", min(2, usable_cores
 PREDICTION_STALE_SECONDS = env_int("PREDICTION_STALE_SECONDS", 60)
 PREDICTION_MAX_ATTEMPTS = env_int("PREDICTION_MAX_ATTEMPTS", 3)
 PREDICTION_LONG_POLL_MAX_SECONDS = env_int("PREDICTION_LONG_POLL_MAX_SECONDS", 30)
+# /healthz answers 503 when photos have waited this long and nothing was answered meanwhile.
+PREDICTION_STALL_SECONDS = env_int("PREDICTION_STALL_SECONDS", 30)
 DEFAULT_DATASET_SLUG = os.environ.get("DEFAULT_DATASET_SLUG", DEMO_DATASET_SLUG)
 # Uploads per client address and window (0: no limit); answered 429 with Retry-After beyond.
 PREDICTION_RATE_LIMIT = env_int("PREDICTION_RATE_LIMIT", 60)

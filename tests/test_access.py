@@ -4,9 +4,12 @@ Jobs here never run a model: an active version row lets uploads in, and a finish
 written as a worker would write it.
 """
 
+import datetime
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from classifier.models import PredictionJob
 from dataset.models import Dataset, Label
@@ -146,3 +149,30 @@ def test_the_photo_needs_the_jobs_view_permission_the_session_or_a_key(version, 
     opened = holder.get(image_url)
     assert opened.status_code == 200 and opened["Content-Type"] == "image/jpeg"
     assert Client(HTTP_X_API_KEY="key-for-the-shop").get(photo).status_code == 404
+
+
+def test_healthz_is_503_with_a_sentence_when_photos_wait_and_nothing_is_answered(version, settings,
+                                                                                   django_user_model):
+    settings.API_KEYS = ["key-for-the-monitor"]
+    job_id = upload(Client(HTTP_X_API_KEY="key-for-the-monitor")).json()["id"]
+    assert Client().get("/healthz").json() == {"ok": True, "database": "ok", "broker": "ok"}
+    # the photo was sent over a minute ago and no worker has taken or answered anything since
+    PredictionJob.objects.filter(pk=job_id).update(enqueued_at=timezone.now() - datetime.timedelta(seconds=60))
+    response = Client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "ok": False, "database": "ok", "broker": "ok",
+        "detail": "1 photo(s) have waited over 30 s and no prediction was answered in that time: "
+                  "the queue cluster is not running or is stalled.",
+    }
+    # operators see the details: staff, and key holders
+    staff = Client()
+    staff.force_login(django_user_model.objects.create_user("operator", password="a-long-password", is_staff=True))
+    for operator in (staff, Client(HTTP_X_API_KEY="key-for-the-monitor")):
+        report = operator.get("/healthz").json()
+        assert report["jobs_waiting"] == 1 and report["active_versions"] == {"coffee": 1}
+        assert {"queue_depth", "last_job_finished"} <= set(report) and not report["ok"]
+    # a job answered since is progress: well again
+    answered(upload(Client(HTTP_X_API_KEY="key-for-the-monitor"), "rocket").json()["id"], version)
+    PredictionJob.objects.exclude(pk=job_id).update(finished_at=timezone.now())
+    assert Client().get("/healthz").status_code == 200
