@@ -18,7 +18,7 @@ from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.files import UploadedFile
 from ninja.security import APIKeyHeader
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from classifier import access, notifications, selectors, services
 from classifier.models import PredictionJob
@@ -134,15 +134,23 @@ class WrongAnswer(Schema):
     label: str = Field(description="The right label, one of the dataset's.")
 
 
-# `correct` tells which: a wrong answer must name the right label, and the schema says so
-FeedbackIn = Annotated[RightAnswer | WrongAnswer, Field(discriminator="correct")]
+# `correct` tells which: a wrong answer must name the right label, and the schema says so. The schema
+# is a plain oneOf: OpenAPI's discriminator is for string properties, and tools read Pydantic's
+# mapping of this boolean ("true", "false") as strings.
+FeedbackIn = Annotated[
+    RightAnswer | WrongAnswer,
+    Field(discriminator="correct"),
+    WithJsonSchema({"oneOf": [RightAnswer.model_json_schema(), WrongAnswer.model_json_schema()]}),
+]
 
 
 @api.exception_handler(NinjaValidationError)
 def invalid_request(request, error):
     """Malformed requests get 400 and a sentence, like every other refusal here."""
     problems = "; ".join(
-        f"{'.'.join(str(part) for part in problem.get('loc', [])[1:]) or 'request'}: {problem.get('msg')}"
+        # numbers in a location are the tags of a union (feedback's `correct`): no request here has a list
+        f"{'.'.join(part for part in problem.get('loc', [])[1:] if isinstance(part, str)) or 'request'}: "
+        f"{problem.get('msg')}"
         for problem in error.errors
     )
     return api.create_response(request, {"detail": f"Invalid request: {problems}."}, status=400)

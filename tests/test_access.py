@@ -176,3 +176,20 @@ def test_healthz_is_503_with_a_sentence_when_photos_wait_and_nothing_is_answered
     answered(upload(Client(HTTP_X_API_KEY="key-for-the-monitor"), "rocket").json()["id"], version)
     PredictionJob.objects.exclude(pk=job_id).update(finished_at=timezone.now())
     assert Client().get("/healthz").status_code == 200
+
+
+def test_the_openapi_schema_asks_for_a_key_only_when_keys_are_set_and_a_wrong_answer_for_its_label(client, settings):
+    operations = [operation for path in client.get("/api/v1/openapi.json").json()["paths"].values()
+                  for operation in path.values()]
+    assert operations and not any("security" in operation for operation in operations)
+    settings.API_KEYS = ["key-for-the-app"]
+    schema = client.get("/api/v1/openapi.json").json()
+    assert all(operation["security"] for path in schema["paths"].values() for operation in path.values())
+    assert {scheme["name"] for scheme in schema["components"]["securitySchemes"].values()} == {"X-API-Key"}
+    body = schema["paths"]["/api/v1/predictions/{job_id}/feedback"]["post"]["requestBody"]
+    right, wrong = body["content"]["application/json"]["schema"]["oneOf"]
+    assert right["properties"]["correct"]["const"] is True and right["required"] == ["correct"]
+    assert wrong["properties"]["correct"]["const"] is False and wrong["required"] == ["correct", "label"]
+    response = Client(HTTP_X_API_KEY="key-for-the-app").post(
+        f"{API}/6f1c8a52-6c0b-4d55-9f4b-2b2f2f4f0a11/feedback", {"correct": False}, content_type="application/json")
+    assert response.status_code == 400 and response.json() == {"detail": "Invalid request: feedback.label: Field required."}
