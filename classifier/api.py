@@ -209,20 +209,29 @@ def no_job(job_id: str) -> Status:
     return Status(404, {"detail": f"No prediction with id “{job_id}”."})
 
 
-def job_awaited(job: PredictionJob, wait: float) -> PredictionJob:
-    """The job once answered, or as it stands after `wait` seconds (capped by settings)."""
+def job_awaited(request: HttpRequest, job: PredictionJob, wait: float) -> PredictionJob:
+    """The job once answered, or as it stands after `wait` seconds (capped by settings); raises
+    services.TooManyWaits when this process may hold no more waits of this client."""
     if job.status not in PredictionJob.WAITING or not wait > 0:  # NaN waits for nothing too
         return job
-    answer = notifications.job_wait(
-        job.pk,
-        seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
-        still_waiting=lambda: selectors.prediction_job_is_waiting(job_id=job.pk),
-    )
+    with services.prediction_wait_hold(client=client_address(request)):
+        answer = notifications.job_wait(
+            job.pk,
+            seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
+            still_waiting=lambda: selectors.prediction_job_is_waiting(job_id=job.pk),
+        )
     if answer is not None:  # what the worker wrote came with the wake-up: no need to read it back
         for name, value in answer.items():
             setattr(job, name, value)
         return job
     return selectors.prediction_job(job_id=job.pk) or job  # deleted meanwhile (purged): as it was
+
+
+def retry_later(request: HttpRequest, refusal: services.RateLimited | services.TooManyWaits, *, status: int):
+    """A refusal that passes: its sentence, and when to ask again in `Retry-After`."""
+    response = api.create_response(request, {"detail": str(refusal)}, status=status)
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
@@ -276,28 +285,35 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
     except services.NoDataset:
         return Status(404, {"detail": no_dataset(dataset)})
     except services.RateLimited as error:
-        response = api.create_response(request, {"detail": str(error)}, status=429)
-        response["Retry-After"] = str(error.retry_after)
-        return response
+        return retry_later(request, error, status=429)
     except services.NoActiveModel as error:
         return Status(503, {"detail": str(error)})
     except ValidationError as error:
         return Status(400, {"detail": " ".join(error.messages)})
-    job = job_awaited(job, wait)
+    try:
+        job = job_awaited(request, job, wait)
+    except services.TooManyWaits:
+        pass  # the photo is stored and queued: it is answered 202 at once, never refused for a wait
     if job.status not in PredictionJob.WAITING:
         return Status(200, as_prediction(request, job))
     url = request.build_absolute_uri(reverse("api:prediction_get", args=[job.pk]))
     return Status(202, {"id": job.pk, "status": job.status, "url": url})
 
 
-@api.get("/predictions/{job_id}", response={200: Prediction, 400: Error, 401: Error, 404: Error, 503: Error},
+@api.get("/predictions/{job_id}",
+         response={200: Prediction, 400: Error, 401: Error, 404: Error, 429: Error, 503: Error},
          url_name="prediction_get")
 def prediction_get(request, job_id: str, wait: float = 0):
-    """A job and, once done, its answer. `wait` (seconds, at most 30) holds the reply until it is."""
+    """A job and, once done, its answer. `wait` (seconds, at most 30) holds the reply until it is;
+    past the waits one address (429) or the server (503) may hold at once, ask again after `Retry-After`."""
     job = reachable_job(request, job_id)
     if job is None:
         return no_job(job_id)
-    return Status(200, as_prediction(request, job_awaited(job, wait)))
+    try:
+        job = job_awaited(request, job, wait)
+    except services.TooManyWaits as refusal:
+        return retry_later(request, refusal, status=429 if refusal.per_client else 503)
+    return Status(200, as_prediction(request, job))
 
 
 @api.post("/predictions/{job_id}/feedback",

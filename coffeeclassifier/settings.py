@@ -268,6 +268,10 @@ PREDICTOR_BURST_THREADS = env_int("PREDICTOR_BURST_THREADS", min(2, usable_cores
 PREDICTION_STALE_SECONDS = env_int("PREDICTION_STALE_SECONDS", 60)
 PREDICTION_MAX_ATTEMPTS = env_int("PREDICTION_MAX_ATTEMPTS", 3)
 PREDICTION_LONG_POLL_MAX_SECONDS = env_int("PREDICTION_LONG_POLL_MAX_SECONDS", 30)
+# Waiting requests (`?wait=`) one web process holds at once, from one client address and in all
+# (0: no cap). Each holds a thread: keep the second below the server's threads per process.
+PREDICTION_WAITS_PER_CLIENT = env_int("PREDICTION_WAITS_PER_CLIENT", 4)
+PREDICTION_WAITS_PER_PROCESS = env_int("PREDICTION_WAITS_PER_PROCESS", 6)
 # /healthz answers 503 when photos have waited this long and nothing was answered meanwhile.
 PREDICTION_STALL_SECONDS = env_int("PREDICTION_STALL_SECONDS", 30)
 DEFAULT_DATASET_SLUG = os.environ.get("DEFAULT_DATASET_SLUG", DEMO_DATASET_SLUG)

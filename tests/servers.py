@@ -30,13 +30,13 @@ def redis_available() -> bool:
 
 
 @contextlib.contextmanager
-def web_server(media_root, ml_cache_root, extra: dict):
-    """gunicorn on a free loopback port, on the test database."""
+def web_server(media_root, ml_cache_root, extra: dict, *, options: tuple[str, ...] = ("--threads", "4")):
+    """gunicorn on a free loopback port, on the test database, with `options` (processes, threads…)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(media_root),
            "ML_CACHE_DIR": str(ml_cache_root), **extra}
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}", "--threads", "4",
+        [sys.executable, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}", *options,
          "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True,
     )

@@ -5,16 +5,24 @@ written as a worker would write it.
 """
 
 import datetime
+import re
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack
 
 import pytest
+import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
+from classifier import services
 from classifier.models import PredictionJob
 from dataset.models import Dataset, Label
-from tests.conftest import active_version_row
+from tests.conftest import ROOT, active_version_row, wait_for
 from tests.photos import jpeg
+from tests.servers import web_server
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/predictions"
@@ -193,3 +201,74 @@ def test_the_openapi_schema_asks_for_a_key_only_when_keys_are_set_and_a_wrong_an
     response = Client(HTTP_X_API_KEY="key-for-the-app").post(
         f"{API}/6f1c8a52-6c0b-4d55-9f4b-2b2f2f4f0a11/feedback", {"correct": False}, content_type="application/json")
     assert response.status_code == 400 and response.json() == {"detail": "Invalid request: feedback.label: Field required."}
+
+
+def test_waits_are_capped_per_client_address_and_per_process(settings):
+    settings.PREDICTION_WAITS_PER_CLIENT, settings.PREDICTION_WAITS_PER_PROCESS = 2, 3
+    with ExitStack() as held:
+        for _ in range(2):
+            held.enter_context(services.prediction_wait_hold(client="192.0.2.1"))
+        with pytest.raises(services.TooManyWaits) as refused:
+            held.enter_context(services.prediction_wait_hold(client="192.0.2.1"))
+        assert refused.value.per_client
+        assert str(refused.value) == ("Too many waiting requests: at most 2 at once from one address. "
+                                      "Ask again in 1 s, or without `wait`.")
+        held.enter_context(services.prediction_wait_hold(client="192.0.2.2"))
+        with pytest.raises(services.TooManyWaits) as refused:
+            held.enter_context(services.prediction_wait_hold(client="192.0.2.3"))
+        assert not refused.value.per_client and "holding all the waiting requests it can" in str(refused.value)
+    with services.prediction_wait_hold(client="192.0.2.1"), services.prediction_wait_hold(client="192.0.2.1"):
+        pass  # the ended waits gave their places back
+
+
+@pytest.mark.django_db(transaction=True)  # the server reads what this test writes
+def test_twenty_waits_from_one_client_leave_healthz_and_uploads_answering_at_once(media_root, ml_cache_root):
+    """gunicorn as the README runs it (2 processes × 8 threads): one client's waits take at most
+    4 threads of each process; the others answer /healthz, uploads and long URLs at once."""
+    active_version_row(Dataset.objects.create(name="Coffee or not", slug="coffee"))
+    options = re.search(r"`gunicorn coffeeclassifier\.wsgi -b \S+ ([^`]*)`", (ROOT / "README.md").read_text())[1]
+    with web_server(media_root, ml_cache_root, {}, options=tuple(options.split())) as base:
+        photo = {"image": ("photo.jpg", jpeg(size=(64, 48)), "image/jpeg")}
+        job_id = requests.post(f"{base}{API}", files=photo, timeout=10).json()["id"]
+        answers = []
+
+        def wait():
+            answers.append(requests.get(f"{base}{API}/{job_id}", params={"wait": 30}, timeout=60))
+
+        waits = [threading.Thread(target=wait) for _ in range(20)]
+        for thread in waits:
+            thread.start()
+        wait_for(lambda: len(answers) >= 12, timeout=20, message="the waits past the caps to be refused")
+        time.sleep(0.5)  # the last refusals arrive; the waits held stay
+        started = time.monotonic()
+        health = requests.get(f"{base}/healthz", timeout=10)
+        assert health.status_code == 200 and time.monotonic() - started < 1
+        started = time.monotonic()
+        assert requests.post(f"{base}{API}", files=photo, timeout=10).status_code == 202
+        assert time.monotonic() - started < 1
+        long_url = requests.get(f"{base}{API}/{'x' * 5000}", timeout=10)  # past gunicorn's default 4094
+        assert long_url.status_code == 404 and long_url.json()["detail"].startswith("No prediction with id")
+        PredictionJob.objects.filter(pk=job_id).update(status=PredictionJob.Status.DONE, label="coffee",
+                                                       confidence=0.9, finished_at=timezone.now())
+        for thread in waits:
+            thread.join(timeout=30)
+    statuses = Counter(answer.status_code for answer in answers)
+    assert sum(statuses.values()) == 20 and statuses[429] >= 12 and statuses[200] == 20 - statuses[429], statuses
+    for answer in answers:
+        if answer.status_code == 429:
+            assert answer.headers["Retry-After"] == "1"
+            assert "at most 4 at once from one address" in answer.json()["detail"]
+        else:
+            assert answer.json()["status"] == "done"
+
+
+def test_past_its_waits_a_client_is_told_when_to_ask_again_and_its_uploads_answer_at_once(client, version, settings):
+    settings.PREDICTION_WAITS_PER_CLIENT = 1
+    with services.prediction_wait_hold(client="127.0.0.1"):  # this client's one wait, held meanwhile
+        started = time.monotonic()
+        response = client.post(f"{API}?wait=10", {"image": SimpleUploadedFile("p.jpg", jpeg(size=(64, 48)))})
+        assert response.status_code == 202 and time.monotonic() - started < 2  # stored, queued, not refused
+        refused = client.get(response.json()["url"], {"wait": 10})
+        assert refused.status_code == 429 and refused["Retry-After"] == "1"
+        assert refused.json()["detail"].startswith("Too many waiting requests: at most 1 at once from one address.")
+        assert client.get(response.json()["url"]).status_code == 200  # a look without waiting is no wait
