@@ -236,6 +236,7 @@ def retry_later(request: HttpRequest, refusal: services.RateLimited | services.T
 
 def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
     """The answer as the API shows it, for a job read by `selectors.prediction_job`."""
+    photo_url = request.build_absolute_uri(reverse("prediction-image", args=[job.pk]))
     return {
         "id": job.pk,
         "status": job.status,
@@ -254,8 +255,7 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
         "inference_ms": job.inference_ms,
         "total_ms": job.total_ms(),
         "feedback": job.feedback or None,
-        "image_url": request.build_absolute_uri(reverse("prediction-image", args=[job.pk]))
-        if access.photo_viewable(request, job) else None,
+        "image_url": photo_url if access.photo_viewable(request, job) else None,
     }
 
 

@@ -110,7 +110,7 @@ def test_every_operation_answers_as_its_schema_says(case, app_on_test_database, 
 
 
 def test_existing_jobs_answer_generated_reads_and_feedback_as_the_schema_says(app_on_test_database,
-                                                                                  active_model, capsys):
+                                                                            active_model, capsys):
     """Generated job ids almost never name a job, so the reads and feedback of real jobs (one
     waiting, one answered) get their own run, with generated `wait` values and feedback bodies,
     valid and invalid."""
