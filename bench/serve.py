@@ -63,6 +63,9 @@ def base_env(**extra) -> dict:
         "DEFAULT_DATASET_SLUG": "bench",
         "Q_RECYCLE": "1000000",  # measure memory as it is, not as recycling hides it
         "PREDICTION_RATE_LIMIT": "0",  # one client address sends everything here
+        # and holds every thread with waits on purpose: what is measured is the system at full load
+        "PREDICTION_WAITS_PER_CLIENT": "0",
+        "PREDICTION_WAITS_PER_PROCESS": "0",
         **extra,
     }
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from datetime import datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from ninja import File, Form, NinjaAPI, Schema, Status
@@ -18,35 +18,54 @@ from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.files import UploadedFile
 from ninja.security import APIKeyHeader
+from pydantic import Field, WithJsonSchema
 
-from classifier import notifications, selectors, services
+from classifier import access, notifications, selectors, services
 from classifier.models import PredictionJob
 from dataset.services import human_size
 
 logger = logging.getLogger(__name__)
 FAILED_ANSWER = "The model could not answer for this photo; send it again, or another one."
-PAGE_SESSION = "upload_page"  # set in the sessions the upload page opens
 
 
-class ApiKeyUnlessPage(APIKeyHeader):
-    """With API_KEYS set, a client must send one of them in X-API-Key. The upload page's requests
-    need none: they carry a session the page opened (a forged cookie names none) and, for posts,
-    the page's CSRF token. Without API_KEYS the API is open, as the page is."""
+class ApiKey(APIKeyHeader):
+    """With API_KEYS set, a client must send one of them in X-API-Key; without, the API is open,
+    as the page is."""
 
     param_name = "X-API-Key"
 
     def __call__(self, request):
-        if not settings.API_KEYS or request.session.get(PAGE_SESSION):
+        if not settings.API_KEYS:
             return True
         return super().__call__(request)
 
     def authenticate(self, request, key):
-        if key and any(hmac.compare_digest(key.encode(), known.encode()) for known in settings.API_KEYS):
-            return key
-        return None
+        return key if access.api_key_valid(key) else None
 
 
-api = NinjaAPI(
+class ApiKeyUnlessPage(ApiKey):
+    """A key, or the upload page's session: the page's requests carry a session it opened and,
+    for posts, its CSRF token. What such a session then reaches (its own jobs) is `access`'s rule."""
+
+    def __call__(self, request):
+        if access.page_session(request):
+            return True
+        return super().__call__(request)
+
+
+class Api(NinjaAPI):
+    def get_openapi_schema(self, **kwargs):
+        """The schema as this configuration behaves: without API_KEYS no operation asks for a key."""
+        schema = super().get_openapi_schema(**kwargs)
+        if not settings.API_KEYS:
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation.pop("security", None)
+            schema["components"].pop("securitySchemes", None)
+        return schema
+
+
+api = Api(
     title="Coffee Classifier",
     version="1",
     description=(
@@ -92,7 +111,9 @@ class Prediction(Schema):
     inference_ms: float | None
     total_ms: float | None
     feedback: str | None
-    image_url: str
+    image_url: str | None = Field(
+        description="The photo, for the session that sent it, staff, and key holders (with their key); else null."
+    )
 
 
 class ActiveModel(Schema):
@@ -104,16 +125,32 @@ class ActiveModel(Schema):
     test_accuracy: float | None
 
 
-class FeedbackIn(Schema):
-    correct: bool
-    label: str | None = None
+class RightAnswer(Schema):
+    correct: Literal[True]
+
+
+class WrongAnswer(Schema):
+    correct: Literal[False]
+    label: str = Field(description="The right label, one of the dataset's.")
+
+
+# `correct` tells which: a wrong answer must name the right label, and the schema says so. The schema
+# is a plain oneOf: OpenAPI's discriminator is for string properties, and tools read Pydantic's
+# mapping of this boolean ("true", "false") as strings.
+FeedbackIn = Annotated[
+    RightAnswer | WrongAnswer,
+    Field(discriminator="correct"),
+    WithJsonSchema({"oneOf": [RightAnswer.model_json_schema(), WrongAnswer.model_json_schema()]}),
+]
 
 
 @api.exception_handler(NinjaValidationError)
 def invalid_request(request, error):
     """Malformed requests get 400 and a sentence, like every other refusal here."""
     problems = "; ".join(
-        f"{'.'.join(str(part) for part in problem.get('loc', [])[1:]) or 'request'}: {problem.get('msg')}"
+        # numbers in a location are the tags of a union (feedback's `correct`): no request here has a list
+        f"{'.'.join(part for part in problem.get('loc', [])[1:] if isinstance(part, str)) or 'request'}: "
+        f"{problem.get('msg')}"
         for problem in error.errors
     )
     return api.create_response(request, {"detail": f"Invalid request: {problems}."}, status=400)
@@ -157,26 +194,32 @@ def no_dataset(slug: str) -> str:
     return f"There is no dataset “{slug or settings.DEFAULT_DATASET_SLUG}”."
 
 
-def job_or_404(job_id: str) -> PredictionJob:
-    """Ids are UUIDs; anything else names no job, so it is a 404 like an unknown one."""
+def reachable_job(request: HttpRequest, job_id: str) -> PredictionJob | None:
+    """The job, if it exists and this caller may reach it (`access.job_reachable`); ids are UUIDs,
+    anything else names no job."""
     try:
         job = selectors.prediction_job(job_id=UUID(job_id))
     except ValueError:
-        job = None
-    if job is None:
-        raise Http404("No such prediction.")
-    return job
+        return None
+    return job if job is not None and access.job_reachable(request, job) else None
 
 
-def job_awaited(job: PredictionJob, wait: float) -> PredictionJob:
-    """The job once answered, or as it stands after `wait` seconds (capped by settings)."""
+def no_job(job_id: str) -> Status:
+    """Unknown, malformed and unreachable ids alike: which jobs exist is nobody else's business."""
+    return Status(404, {"detail": f"No prediction with id “{job_id}”."})
+
+
+def job_awaited(request: HttpRequest, job: PredictionJob, wait: float) -> PredictionJob:
+    """The job once answered, or as it stands after `wait` seconds (capped by settings); raises
+    services.TooManyWaits when this process may hold no more waits of this client."""
     if job.status not in PredictionJob.WAITING or not wait > 0:  # NaN waits for nothing too
         return job
-    answer = notifications.job_wait(
-        job.pk,
-        seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
-        still_waiting=lambda: selectors.prediction_job_is_waiting(job_id=job.pk),
-    )
+    with services.prediction_wait_hold(client=client_address(request)):
+        answer = notifications.job_wait(
+            job.pk,
+            seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
+            still_waiting=lambda: selectors.prediction_job_is_waiting(job_id=job.pk),
+        )
     if answer is not None:  # what the worker wrote came with the wake-up: no need to read it back
         for name, value in answer.items():
             setattr(job, name, value)
@@ -184,8 +227,16 @@ def job_awaited(job: PredictionJob, wait: float) -> PredictionJob:
     return selectors.prediction_job(job_id=job.pk) or job  # deleted meanwhile (purged): as it was
 
 
+def retry_later(request: HttpRequest, refusal: services.RateLimited | services.TooManyWaits, *, status: int):
+    """A refusal that passes: its sentence, and when to ask again in `Retry-After`."""
+    response = api.create_response(request, {"detail": str(refusal)}, status=status)
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
     """The answer as the API shows it, for a job read by `selectors.prediction_job`."""
+    photo_url = request.build_absolute_uri(reverse("prediction-image", args=[job.pk]))
     return {
         "id": job.pk,
         "status": job.status,
@@ -204,7 +255,7 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
         "inference_ms": job.inference_ms,
         "total_ms": job.total_ms(),
         "feedback": job.feedback or None,
-        "image_url": request.build_absolute_uri(reverse("prediction-image", args=[job.pk])),
+        "image_url": photo_url if access.photo_viewable(request, job) else None,
     }
 
 
@@ -234,44 +285,61 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
     except services.NoDataset:
         return Status(404, {"detail": no_dataset(dataset)})
     except services.RateLimited as error:
-        response = api.create_response(request, {"detail": str(error)}, status=429)
-        response["Retry-After"] = str(error.retry_after)
-        return response
+        return retry_later(request, error, status=429)
     except services.NoActiveModel as error:
         return Status(503, {"detail": str(error)})
     except ValidationError as error:
         return Status(400, {"detail": " ".join(error.messages)})
-    job = job_awaited(job, wait)
+    try:
+        job = job_awaited(request, job, wait)
+    except services.TooManyWaits:
+        pass  # the photo is stored and queued: it is answered 202 at once, never refused for a wait
     if job.status not in PredictionJob.WAITING:
         return Status(200, as_prediction(request, job))
     url = request.build_absolute_uri(reverse("api:prediction_get", args=[job.pk]))
     return Status(202, {"id": job.pk, "status": job.status, "url": url})
 
 
-@api.get("/predictions/{job_id}", response={200: Prediction, 400: Error, 401: Error, 404: Error, 503: Error},
+@api.get("/predictions/{job_id}",
+         response={200: Prediction, 400: Error, 401: Error, 404: Error, 429: Error, 503: Error},
          url_name="prediction_get")
 def prediction_get(request, job_id: str, wait: float = 0):
-    """A job and, once done, its answer. `wait` (seconds, at most 30) holds the reply until it is."""
-    return Status(200, as_prediction(request, job_awaited(job_or_404(job_id), wait)))
+    """A job and, once done, its answer. `wait` (seconds, at most 30) holds the reply until it is;
+    past the waits one address (429) or the server (503) may hold at once, ask again after `Retry-After`."""
+    job = reachable_job(request, job_id)
+    if job is None:
+        return no_job(job_id)
+    try:
+        job = job_awaited(request, job, wait)
+    except services.TooManyWaits as refusal:
+        return retry_later(request, refusal, status=429 if refusal.per_client else 503)
+    return Status(200, as_prediction(request, job))
 
 
 @api.post("/predictions/{job_id}/feedback",
           response={200: Prediction, 400: Error, 401: Error, 403: Error, 404: Error, 503: Error})
 def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
-    """Say whether the answer was right; when wrong, name the right label."""
+    """Say whether the answer was right; when wrong, name the right label. Only whoever sent the
+    photo (its browser session, or a key holder) may."""
     if refusal := csrf_refusal(request):
         return Status(403, {"detail": refusal})
+    job = reachable_job(request, job_id)
+    if job is None:
+        return no_job(job_id)
+    if refusal := access.feedback_refusal(request, job):
+        return Status(403, {"detail": refusal})
     try:
-        job = services.prediction_feedback_give(job=job_or_404(job_id), correct=feedback.correct,
-                                                label_name=feedback.label or "")
+        job = services.prediction_feedback_give(job=job, correct=feedback.correct,
+                                                label_name="" if feedback.correct else feedback.label)
     except ValidationError as error:
         return Status(400, {"detail": " ".join(error.messages)})
     return Status(200, as_prediction(request, job))  # the service set on it what it wrote
 
 
-@api.get("/models/active", response={200: ActiveModel, 400: Error, 401: Error, 404: Error, 503: Error})
+@api.get("/models/active", response={200: ActiveModel, 400: Error, 401: Error, 404: Error, 503: Error},
+         auth=ApiKey())
 def model_active(request, dataset: str = ""):
-    """The version that answers predictions now."""
+    """The version that answers predictions now (with API_KEYS set, for key holders only: the page needs it not)."""
     target = selectors.prediction_dataset(slug=dataset or None)
     if target is None:
         return Status(404, {"detail": no_dataset(dataset)})

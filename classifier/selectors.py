@@ -194,8 +194,10 @@ def prediction_queue_stall(*, seconds: float) -> str | None:
     )
 
 
-def health() -> dict:
-    """What /healthz reports: each dependency's state and the queue's."""
+def health(*, stall_seconds: float) -> dict:
+    """What /healthz reports: each dependency's state and the queue's; `ok` is false, and `detail`
+    says why in a sentence, when the database or the broker does not answer or the queue has
+    stalled (`prediction_queue_stall`)."""
     from django.db import connection
     from django.db.models import Max
 
@@ -225,5 +227,15 @@ def health() -> dict:
         ).count()
         last = PredictionJob.objects.aggregate(last=Max("finished_at"))["last"]
         report["last_job_finished"] = last.isoformat() if last else None
-    report["ok"] = report["database"] == "ok" and report["broker"] == "ok"
+    problems = [
+        sentence for failed, sentence in (
+            (report["database"] != "ok", "The database does not answer."),
+            (report["broker"] != "ok", "The queue broker does not answer."),
+        ) if failed
+    ]
+    if report["database"] == "ok" and (stall := prediction_queue_stall(seconds=stall_seconds)):
+        problems.append(stall)
+    report["ok"] = not problems
+    if problems:
+        report["detail"] = " ".join(problems)
     return report

@@ -7,8 +7,11 @@ import logging
 import math
 import os
 import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -225,6 +228,50 @@ def prediction_rate_check(*, client: str) -> None:
     if len(recent) >= limit:
         frees_at = recent[-1] + timezone.timedelta(seconds=window)
         raise RateLimited(limit=limit, window=window, retry_after=max(1, math.ceil((frees_at - now).total_seconds())))
+
+
+class TooManyWaits(Exception):
+    """This web process already holds as many waiting requests as it may: from this client
+    (`per_client`), or from everyone; the message says so and when to ask again."""
+
+    retry_after = 1  # a wait ends within PREDICTION_LONG_POLL_MAX_SECONDS, most within milliseconds
+
+    def __init__(self, *, per_client: bool):
+        if per_client:
+            message = (f"Too many waiting requests: at most {settings.PREDICTION_WAITS_PER_CLIENT} at once from one "
+                       f"address. Ask again in {self.retry_after} s, or without `wait`.")
+        else:
+            message = f"The server is holding all the waiting requests it can; ask again in {self.retry_after} s."
+        super().__init__(message)
+        self.per_client = per_client
+
+
+_waits_lock = threading.Lock()
+_waits: Counter[str] = Counter()  # waiting requests this process holds, by client address
+
+
+@contextmanager
+def prediction_wait_hold(*, client: str) -> Iterator[None]:
+    """Count a waiting request of `client` while the block runs, or raise TooManyWaits past
+    PREDICTION_WAITS_PER_CLIENT of its own or PREDICTION_WAITS_PER_PROCESS in all (0: no cap).
+
+    A wait holds one of the web process's threads: the caps, kept per process since threads are,
+    leave threads free for /healthz, uploads and other clients, however many waits one client sends.
+    """
+    per_client, per_process = settings.PREDICTION_WAITS_PER_CLIENT, settings.PREDICTION_WAITS_PER_PROCESS
+    with _waits_lock:
+        if per_client and _waits[client] >= per_client:
+            raise TooManyWaits(per_client=True)
+        if per_process and _waits.total() >= per_process:
+            raise TooManyWaits(per_client=False)
+        _waits[client] += 1
+    try:
+        yield
+    finally:
+        with _waits_lock:
+            _waits[client] -= 1
+            if not _waits[client]:
+                del _waits[client]
 
 
 def prediction_job_create(

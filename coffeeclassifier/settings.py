@@ -53,6 +53,12 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG=0 (e.g. a 50-character random string).")
     SECRET_KEY = "django-insecure-local-development-only-never-use-in-production"
+if not DEBUG and SECRET_KEY.startswith("django-insecure-"):
+    # Django's own mark of a key made for development (startproject's, or the one above): sessions,
+    # CSRF tokens and password resets signed with a published key can be forged.
+    raise ImproperlyConfigured(
+        "SECRET_KEY starts with “django-insecure-”: it is a development key; with DEBUG=0 set a long random one."
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -64,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # its API docs page from this site's static files, not a CDN the CSP would refuse
     "dataset",
     "classifier",  # before django_q: its `qcluster` command is the one that runs
     "django_q",
@@ -71,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "coffeeclassifier.middleware.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -205,6 +213,13 @@ else:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+# Scripts, styles, fonts and requests from this site only; images also from data: (the page's empty
+# icon, the admin's) and blob: (the page previews the chosen photo). No plugins, no framing.
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -257,6 +272,10 @@ PREDICTION_STALL_SECONDS = env_int("PREDICTION_STALL_SECONDS", 20)
 # How long `qcluster` waits for its processes to finish their task on SIGTERM or Ctrl-C before killing them.
 Q_STOP_GRACE_SECONDS = env_int("Q_STOP_GRACE_SECONDS", 8)
 PREDICTION_LONG_POLL_MAX_SECONDS = env_int("PREDICTION_LONG_POLL_MAX_SECONDS", 30)
+# Waiting requests (`?wait=`) one web process holds at once, from one client address and in all
+# (0: no cap). Each holds a thread: keep the second below the server's threads per process.
+PREDICTION_WAITS_PER_CLIENT = env_int("PREDICTION_WAITS_PER_CLIENT", 4)
+PREDICTION_WAITS_PER_PROCESS = env_int("PREDICTION_WAITS_PER_PROCESS", 6)
 DEFAULT_DATASET_SLUG = os.environ.get("DEFAULT_DATASET_SLUG", DEMO_DATASET_SLUG)
 # Uploads per client address and window (0: no limit); answered 429 with Retry-After beyond.
 PREDICTION_RATE_LIMIT = env_int("PREDICTION_RATE_LIMIT", 60)

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from PIL import Image, UnidentifiedImageError
 
-from classifier.ml.preprocess import to_upright_rgb
+from classifier.ml.preprocess import DataEndsEarly, ends_early, to_upright_rgb
 from dataset import selectors
 from dataset.imaging import content_sha256, difference_hash, small_upright
 from dataset.models import Dataset, DatasetImage, Label
@@ -113,20 +113,28 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
             raise damaged(what, error) from None
         if image_format not in ACCEPTED_FORMATS:
             raise ValidationError(
-                f"{what} is a {image_format} image; upload a {ACCEPTED_FORMATS_TEXT} file.", code="format"
+                f"{what} is {with_article(image_format)} image; upload a {ACCEPTED_FORMATS_TEXT} file.", code="format"
             )
         try:
             with decode_slot(image_format, width, height), Image.open(io.BytesIO(data)) as image:
                 orientation = image.getexif().get(EXIF_ORIENTATION, 1)
                 if decode is None:
                     # A JPEG decodes at a fraction of its size here, several times faster, and every
-                    # byte of its data is still read, so a truncated file fails all the same.
-                    image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
-                    image.load()
+                    # byte of its data is still read, so a truncated file fails all the same (one
+                    # given an end marker after the cut decodes, grey where data is missing: see
+                    # `ends_early`).
+                    check_loaded(image)
+                    if ends_early(image, data, load_again=lambda again: check_loaded(Image.open(io.BytesIO(again)))):
+                        raise DataEndsEarly
                     # Turning and converting to RGB (what a worker does next) fail by mode and
                     # metadata, not by size: one pixel's corner shows it, where the canvas can be huge.
                     to_upright_rgb(image.crop((0, 0, 1, 1)))
                 decoded = None if decode is None else decode(data)
+        except DataEndsEarly:
+            raise ValidationError(
+                f"{what} is incomplete: its data ends before its picture does, so most of it would be grey; "
+                "send the whole file.", code="incomplete",
+            ) from None
         except Exception as error:  # noqa: BLE001 (as above, from the decode)
             raise damaged(what, error) from None
     if orientation in TRANSPOSED_ORIENTATIONS:
@@ -139,6 +147,21 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
         height=height,
         decoded=decoded,
     )
+
+
+def with_article(format_name: str) -> str:
+    """"a TIFF", "an AVIF", "an MPEG": a format's name is read letter by letter (so "an" before
+    F, H, L, M, N, R, S, X too), unless it is a word."""
+    read_as_a_word = format_name in ("FITS", "MCIDAS", "SPIDER", "SUN")
+    vowel_sound = format_name[:1] in "AEIOU" or (format_name[:1] in "FHLMNRSX" and not read_as_a_word)
+    return f"{'an' if vowel_sound else 'a'} {format_name}"
+
+
+def check_loaded(image: Image.Image) -> Image.Image:
+    """The opened image decoded as `image_validate` checks it: a JPEG at a fraction of its size."""
+    image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
+    image.load()
+    return image
 
 
 def decode_slot(image_format: str, width: int, height: int):

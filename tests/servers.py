@@ -31,13 +31,15 @@ def redis_available() -> bool:
 
 
 @contextlib.contextmanager
-def web_server(media_root, ml_cache_root, extra: dict, python: str = sys.executable):
-    """gunicorn on a free loopback port, on the test database, run by `python`."""
+def web_server(media_root, ml_cache_root, extra: dict, *, options: tuple[str, ...] = ("--threads", "4"),
+               python: str = sys.executable):
+    """gunicorn on a free loopback port, on the test database, with `options` (processes, threads…),
+    run by `python`."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(media_root),
            "ML_CACHE_DIR": str(ml_cache_root), **extra}
     web = subprocess.Popen(
-        [python, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}", "--threads", "4",
+        [python, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}", *options,
          "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True,
     )

@@ -1,6 +1,7 @@
 """The one image-validation service: what it accepts, what it refuses, and the sentence it says."""
 
 import io
+from functools import partial
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from django.core.exceptions import ValidationError
 from PIL import Image, ImageOps
 
 from classifier.ml import preprocess
+from classifier.ml.predictor import model_input_message
 from dataset.services import image_validate
 from tests.conftest import fresh_process_output
 from tests.photos import encode, jpeg, photo, png_declaring, slow_photo
@@ -46,6 +48,45 @@ def test_truncated_jpeg_is_refused():
     assert "damaged or incomplete" in refusal(data[: len(data) // 2])
 
 
+@pytest.mark.parametrize("decode", [None, partial(model_input_message, size=224)])
+@pytest.mark.parametrize(
+    ("size", "progressive", "kept"),
+    [
+        ((640, 480), False, 0.5),
+        ((2400, 1600), False, 0.5),  # above 256 KB: the web decodes it for the model
+        ((8000, 6000), False, 0.5),
+        # a progressive file holds the whole picture, blurred, once its first passes are in (a fifth
+        # of the file here): cut later, it shows all of the photo and passes; cut before, it is grey
+        ((2400, 1600), True, 0.05),
+    ],
+)
+def test_a_jpeg_whose_data_ends_early_is_refused_even_with_an_end_marker(size, progressive, kept, decode):
+    """A real photo cut in the middle of its picture data and "repaired" with the end marker a JPEG
+    ends with: libjpeg fills what is missing with grey and only warns, and the upload (decoded by
+    the web for the model, or checked reduced) must not be answered on a grey canvas."""
+    whole = encode(photo("coffee", size=size), "JPEG", quality=85, progressive=progressive)
+    data = whole[: int(len(whole) * kept)] + b"\xff\xd9"
+    with pytest.raises(ValidationError) as error:
+        image_validate(data=data, name="photo.jpg", decode=decode)
+    assert " ".join(error.value.messages) == (
+        "“photo.jpg” is incomplete: its data ends before its picture does, so most of it would be grey; "
+        "send the whole file."
+    )
+    with pytest.raises(preprocess.DataEndsEarly):  # and a worker or a training decoding it refuses it too
+        preprocess.model_input(data, 224)
+
+
+@pytest.mark.parametrize("decode", [None, partial(model_input_message, size=224)])
+def test_a_whole_jpeg_with_a_mid_grey_corner_is_accepted(decode):
+    """The grey that marks missing data can be a photo's own: a whole file decodes the same whatever
+    follows its picture data, so it passes."""
+    pixels = np.asarray(photo("coffee", size=(640, 480))).copy()
+    pixels[-64:, -64:] = 128
+    data = encode(Image.fromarray(pixels), "JPEG", quality=90)
+    assert preprocess.decode(data).getpixel((639, 479)) == (128, 128, 128)
+    assert image_validate(data=data, decode=decode).image_format == "JPEG"
+
+
 def test_decompression_bomb_is_refused_before_decoding():
     message = refusal(png_declaring(50_000, 50_000), name="bomb.png")
     assert "“bomb.png”" in message and "pixels" in message and "limit" in message
@@ -67,6 +108,11 @@ def test_format_outside_the_allow_list_is_named():
     assert "“photo.jpg” is a TIFF image; upload a JPEG, PNG, WebP, GIF or BMP file." == refusal(
         encode(photo("coffee"), "TIFF")
     )
+
+
+@pytest.mark.parametrize(("image_format", "named"), [("ICO", "an ICO"), ("AVIF", "an AVIF"), ("TIFF", "a TIFF")])
+def test_a_refused_format_is_named_with_its_article(image_format, named):
+    assert f"“photo.jpg” is {named} image;" in refusal(encode(photo("coffee", size=(64, 48)), image_format))
 
 
 def test_cmyk_jpeg_becomes_rgb():

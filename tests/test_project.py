@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from django.core.management import call_command
 
 from classifier.models import ModelVersion
 from dataset.models import Dataset
-from tests.conftest import fresh_python
+from tests.conftest import active_version_row, fresh_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +40,12 @@ def test_production_without_a_secret_key_says_what_to_set():
     assert "SECRET_KEY must be set when DEBUG=0" in result.stderr
 
 
+def test_production_refuses_a_development_secret_key():
+    result = manage("check", DEBUG="0", SECRET_KEY="django-insecure-" + "x" * 50, ALLOWED_HOSTS="example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY starts with “django-insecure-”: it is a development key" in result.stderr
+
+
 def test_a_malformed_setting_names_itself():
     result = manage("check", MAX_UPLOAD_BYTES="twenty megabytes")
     assert result.returncode != 0
@@ -57,6 +64,42 @@ def test_django_start_up_imports_no_tensorflow():
         "print(loaded); sys.exit(1 if loaded else 0)"
     )
     fresh_python(code)  # fails with the list of what was loaded
+
+
+class InlineCode(HTMLParser):
+    """Collects what a Content-Security-Policy without 'unsafe-inline' would refuse to run."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "script" and "src" not in attributes and attributes.get("type") != "application/json":
+            self.found.append("an inline <script>")
+        if tag == "style":
+            self.found.append("a <style> element")
+        self.found += [f"{tag}'s {name} attribute" for name in attributes if name == "style" or name.startswith("on")]
+
+
+@pytest.mark.django_db
+def test_every_page_sends_a_content_security_policy_and_runs_only_the_sites_own_files(staff_client):
+    dataset = Dataset.objects.create(name="Coffee or not", slug="coffee")
+    version = active_version_row(dataset)
+    training = ModelVersion.objects.create(dataset=dataset, number=2, backbone="mobilenet_025",
+                                           status=ModelVersion.Status.TRAINING, artifact_dir="models/coffee/2")
+    pages = ["/", "/api/v1/docs", "/admin/", f"/admin/classifier/modelversion/{version.pk}/change/",
+             f"/admin/classifier/modelversion/{training.pk}/change/", f"/admin/dataset/dataset/{dataset.pk}/change/"]
+    for page in pages:
+        response = staff_client.get(page)
+        assert response.status_code == 200, page
+        assert response["Content-Security-Policy"].startswith("default-src 'self';"), page
+        parser = InlineCode()
+        parser.feed(response.content.decode())
+        assert not parser.found, (page, parser.found)
+        # scripts and styles come from this site
+        assert "cdn." not in response.content.decode(), page
+    assert "Content-Security-Policy" in staff_client.get("/api/v1/models/active")
 
 
 @pytest.mark.django_db

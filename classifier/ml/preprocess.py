@@ -8,6 +8,8 @@ caller can apply a different one (the seed's browser inference failed exactly th
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -27,6 +29,19 @@ REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F")  # Image
 BACKGROUND = (255, 255, 255)
 RESAMPLE = Image.Resampling.BILINEAR
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+# What libjpeg makes of a block whose data is missing (all its coefficients zero), in every band.
+MISSING_DATA_GREY = 128
+# Bytes that begin no JPEG marker (none is 0xFF): put before the end marker, libjpeg skips them
+# after a finished picture and decodes them as picture data inside an unfinished one.
+FILLER = bytes(range(1, 255))
+
+
+class DataEndsEarly(OSError):
+    """A JPEG whose compressed data stops before its picture does, though an end marker follows."""
+
+    def __init__(self):
+        super().__init__("its data ends before its picture does, so the rest would be grey")
 
 
 def to_upright_rgb(image: Image.Image) -> Image.Image:
@@ -57,12 +72,47 @@ def decode(data: bytes, *, at_least: int | None = None) -> Image.Image:
     decodes) as long as both sides keep that many pixels: a 12-megapixel phone photo then takes
     a fifth of the time here, for a model that sees 224 × 224.
     """
+    load = partial(decoded_as_stored, at_least=at_least)
+    image = load(data)
+    if ends_early(image, data, load_again=load):
+        raise DataEndsEarly
+    return to_upright_rgb(image)
+
+
+def decoded_as_stored(data: bytes, *, at_least: int | None = None) -> Image.Image:
+    """`decode`'s image before it is turned upright and converted to RGB."""
     image = Image.open(io.BytesIO(data))
     if at_least:
         image.draft(None, (at_least, at_least))
     image = shrunk_if_huge(image)  # nothing holds a huge original meanwhile
     image.load()
-    return to_upright_rgb(image)
+    return image
+
+
+def ends_early(image: Image.Image, data: bytes, *, load_again: Callable[[bytes], Image.Image]) -> bool:
+    """Whether `image`, decoded from `data` by `load_again`, is a JPEG whose data stopped before its
+    picture did with an end marker after it anyway (a cut file "repaired", or a header declaring
+    more pixels than the data holds). libjpeg fills the rest with flat grey and only warns, and
+    Pillow reports nothing, so the photo would be answered on a grey canvas.
+
+    The symptom is a flat grey last block, in the bottom right corner as stored: one pixel to look
+    at. The proof, for that rare picture, is a second decode with bytes put before the end marker:
+    after a finished picture libjpeg skips them; inside an unfinished one it decodes them, and the
+    picture changes (or breaks).
+    """
+    if not data.startswith(JPEG_START):
+        return False
+    corner = image.getpixel((image.width - 1, image.height - 1))
+    if set(corner if isinstance(corner, tuple) else (corner,)) != {MISSING_DATA_GREY}:
+        return False
+    end = data.rfind(JPEG_END)
+    if end < 0:
+        return False
+    try:
+        again = load_again(data[:end] + FILLER + data[end:])
+    except OSError:  # the bytes were read as picture data, and broke it
+        return True
+    return again.tobytes() != image.tobytes()
 
 
 def shrunk_if_huge(image: Image.Image) -> Image.Image:

@@ -55,6 +55,11 @@ async function follow(url) {
     try {
       const response = await fetch(`${url}?wait=10`);
       job = await response.json();
+      if (response.headers.has("Retry-After")) {
+        // the server holds as many waiting requests as it can (this browser's or all): ask again later
+        await new Promise((resolve) => setTimeout(resolve, 1000 * (Number(response.headers.get("Retry-After")) || 1)));
+        continue;
+      }
       if (!response.ok) return fail(job.detail || `The server answered ${response.status}.`);
     } catch (error) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
