@@ -170,7 +170,7 @@ def test_healthz_is_503_with_a_sentence_when_photos_wait_and_nothing_is_answered
     assert response.status_code == 503
     assert response.json() == {
         "ok": False, "database": "ok", "broker": "ok",
-        "detail": "1 photo(s) have waited over 30 s and no prediction was answered in that time: "
+        "detail": f"1 photo(s) have waited over {settings.PREDICTION_STALL_SECONDS} s and no prediction was answered in that time: "
                   "the queue cluster is not running or is stalled.",
     }
     # operators see the details: staff, and key holders
