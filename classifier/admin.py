@@ -10,8 +10,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from classifier import selectors, services
+from classifier import selectors
 from classifier.models import ModelVersion, PredictionJob
+from classifier.services.maintenance import datasets_classifier_data_delete, prediction_jobs_delete
+from classifier.services.predictions import prediction_jobs_add_to_dataset
+from classifier.services.training import model_version_activate, model_version_request
 from classifier.templatetags.classifier_format import percentage
 from dataset.admin import DatasetAdmin, import_report_show
 from dataset.models import Dataset
@@ -93,7 +96,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def activate(self, request, version):
         try:
-            services.model_version_activate(version=version)
+            model_version_activate(version=version)
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)
         else:
@@ -179,17 +182,17 @@ class PredictionJobAdmin(admin.ModelAdmin):
         return job.total_ms() or "–"
 
     def delete_model(self, request, obj):
-        services.prediction_jobs_delete(jobs=PredictionJob.objects.filter(pk=obj.pk))
+        prediction_jobs_delete(jobs=PredictionJob.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request, queryset):
-        services.prediction_jobs_delete(jobs=queryset)
+        prediction_jobs_delete(jobs=queryset)
 
     @admin.action(description="Add to dataset (with the corrected label where feedback gave one)",
                   permissions=["view"])
     def add_to_dataset(self, request, queryset):
         if not request.user.has_perm("dataset.add_datasetimage"):
             raise PermissionDenied
-        import_report_show(self, request, services.prediction_jobs_add_to_dataset(jobs=queryset))
+        import_report_show(self, request, prediction_jobs_add_to_dataset(jobs=queryset))
 
 
 admin.site.unregister(Dataset)
@@ -229,18 +232,18 @@ class DatasetWithModelsAdmin(DatasetAdmin):
         return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):
-        services.datasets_classifier_data_delete(datasets=Dataset.objects.filter(pk=obj.pk))
+        datasets_classifier_data_delete(datasets=Dataset.objects.filter(pk=obj.pk))
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        services.datasets_classifier_data_delete(datasets=queryset)
+        datasets_classifier_data_delete(datasets=queryset)
         super().delete_queryset(request, queryset)
 
     @admin.action(description="Retrain: train a new model version", permissions=["change"])
     def retrain(self, request, queryset):
         for dataset in queryset:
             try:
-                version = services.model_version_request(dataset=dataset, user=request.user)
+                version = model_version_request(dataset=dataset, user=request.user)
             except ValidationError as error:
                 self.message_user(request, " ".join(error.messages), messages.ERROR)
             else:

@@ -20,8 +20,10 @@ from ninja.files import UploadedFile
 from ninja.security import APIKeyHeader
 from pydantic import Field, WithJsonSchema
 
-from classifier import access, notifications, selectors, services
+from classifier import access, notifications, selectors
 from classifier.models import PredictionJob
+from classifier.services.limits import RateLimited, TooManyWaits, prediction_wait_hold
+from classifier.services.predictions import NoActiveModel, NoDataset, prediction_feedback_give, prediction_job_create
 from dataset.services import human_size
 
 logger = logging.getLogger(__name__)
@@ -211,10 +213,10 @@ def no_job(job_id: str) -> Status:
 
 def job_awaited(request: HttpRequest, job: PredictionJob, wait: float) -> PredictionJob:
     """The job once answered, or as it stands after `wait` seconds (capped by settings); raises
-    services.TooManyWaits when this process may hold no more waits of this client."""
+    TooManyWaits when this process may hold no more waits of this client."""
     if job.status not in PredictionJob.WAITING or not wait > 0:  # NaN waits for nothing too
         return job
-    with services.prediction_wait_hold(client=client_address(request)):
+    with prediction_wait_hold(client=client_address(request)):
         answer = notifications.job_wait(
             job.pk,
             seconds=min(wait, settings.PREDICTION_LONG_POLL_MAX_SECONDS),
@@ -227,7 +229,7 @@ def job_awaited(request: HttpRequest, job: PredictionJob, wait: float) -> Predic
     return selectors.prediction_job(job_id=job.pk) or job  # deleted meanwhile (purged): as it was
 
 
-def retry_later(request: HttpRequest, refusal: services.RateLimited | services.TooManyWaits, *, status: int):
+def retry_later(request: HttpRequest, refusal: RateLimited | TooManyWaits, *, status: int):
     """A refusal that passes: its sentence, and when to ask again in `Retry-After`."""
     response = api.create_response(request, {"detail": str(refusal)}, status=status)
     response["Retry-After"] = str(refusal.retry_after)
@@ -278,21 +280,21 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
     if slug is None:
         return Status(404, {"detail": no_dataset(dataset)})
     try:
-        job = services.prediction_job_create(
+        job = prediction_job_create(
             dataset_slug=slug, data=image.read(), name=image.name or "", session_key=session_key(request),
             client=client_address(request),
         )
-    except services.NoDataset:
+    except NoDataset:
         return Status(404, {"detail": no_dataset(dataset)})
-    except services.RateLimited as error:
+    except RateLimited as error:
         return retry_later(request, error, status=429)
-    except services.NoActiveModel as error:
+    except NoActiveModel as error:
         return Status(503, {"detail": str(error)})
     except ValidationError as error:
         return Status(400, {"detail": " ".join(error.messages)})
     try:
         job = job_awaited(request, job, wait)
-    except services.TooManyWaits:
+    except TooManyWaits:
         pass  # the photo is stored and queued: it is answered 202 at once, never refused for a wait
     if job.status not in PredictionJob.WAITING:
         return Status(200, as_prediction(request, job))
@@ -311,7 +313,7 @@ def prediction_get(request, job_id: str, wait: float = 0):
         return no_job(job_id)
     try:
         job = job_awaited(request, job, wait)
-    except services.TooManyWaits as refusal:
+    except TooManyWaits as refusal:
         return retry_later(request, refusal, status=429 if refusal.per_client else 503)
     return Status(200, as_prediction(request, job))
 
@@ -329,7 +331,7 @@ def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     if refusal := access.feedback_refusal(request, job):
         return Status(403, {"detail": refusal})
     try:
-        job = services.prediction_feedback_give(job=job, correct=feedback.correct,
+        job = prediction_feedback_give(job=job, correct=feedback.correct,
                                                 label_name="" if feedback.correct else feedback.label)
     except ValidationError as error:
         return Status(400, {"detail": " ".join(error.messages)})
@@ -345,7 +347,7 @@ def model_active(request, dataset: str = ""):
         return Status(404, {"detail": no_dataset(dataset)})
     version = selectors.active_version(dataset=target)
     if version is None:
-        return Status(503, {"detail": str(services.NoActiveModel(target))})
+        return Status(503, {"detail": str(NoActiveModel(target))})
     return Status(200, {
         "dataset": target.slug, "version": version.number, "backbone": version.backbone, "labels": version.labels,
         "threshold": version.threshold, "test_accuracy": version.test_accuracy(),

@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from classifier.ml.preprocess import shrunk_if_huge, to_upright_rgb
+from coffeeclassifier.imaging import shrunk_if_huge, to_upright_rgb
 
 HASH_SIDE = 8
 

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from PIL import Image, UnidentifiedImageError
 
-from classifier.ml.preprocess import DataEndsEarly, ends_early, to_upright_rgb
+from coffeeclassifier.imaging import DataEndsEarly, ends_early, to_upright_rgb
 from dataset import selectors
 from dataset.imaging import content_sha256, difference_hash, small_upright
 from dataset.models import Dataset, DatasetImage, Label

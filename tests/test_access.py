@@ -17,8 +17,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
-from classifier import services
 from classifier.models import PredictionJob
+from classifier.services.limits import TooManyWaits, prediction_wait_hold
 from dataset.models import Dataset, Label
 from tests.conftest import ROOT, active_version_row, wait_for
 from tests.photos import jpeg
@@ -207,17 +207,17 @@ def test_waits_are_capped_per_client_address_and_per_process(settings):
     settings.PREDICTION_WAITS_PER_CLIENT, settings.PREDICTION_WAITS_PER_PROCESS = 2, 3
     with ExitStack() as held:
         for _ in range(2):
-            held.enter_context(services.prediction_wait_hold(client="192.0.2.1"))
-        with pytest.raises(services.TooManyWaits) as refused:
-            held.enter_context(services.prediction_wait_hold(client="192.0.2.1"))
+            held.enter_context(prediction_wait_hold(client="192.0.2.1"))
+        with pytest.raises(TooManyWaits) as refused:
+            held.enter_context(prediction_wait_hold(client="192.0.2.1"))
         assert refused.value.per_client
         assert str(refused.value) == ("Too many waiting requests: at most 2 at once from one address. "
                                       "Ask again in 1 s, or without `wait`.")
-        held.enter_context(services.prediction_wait_hold(client="192.0.2.2"))
-        with pytest.raises(services.TooManyWaits) as refused:
-            held.enter_context(services.prediction_wait_hold(client="192.0.2.3"))
+        held.enter_context(prediction_wait_hold(client="192.0.2.2"))
+        with pytest.raises(TooManyWaits) as refused:
+            held.enter_context(prediction_wait_hold(client="192.0.2.3"))
         assert not refused.value.per_client and "holding all the waiting requests it can" in str(refused.value)
-    with services.prediction_wait_hold(client="192.0.2.1"), services.prediction_wait_hold(client="192.0.2.1"):
+    with prediction_wait_hold(client="192.0.2.1"), prediction_wait_hold(client="192.0.2.1"):
         pass  # the ended waits gave their places back
 
 
@@ -264,7 +264,7 @@ def test_twenty_waits_from_one_client_leave_healthz_and_uploads_answering_at_onc
 
 def test_past_its_waits_a_client_is_told_when_to_ask_again_and_its_uploads_answer_at_once(client, version, settings):
     settings.PREDICTION_WAITS_PER_CLIENT = 1
-    with services.prediction_wait_hold(client="127.0.0.1"):  # this client's one wait, held meanwhile
+    with prediction_wait_hold(client="127.0.0.1"):  # this client's one wait, held meanwhile
         started = time.monotonic()
         response = client.post(f"{API}?wait=10", {"image": SimpleUploadedFile("p.jpg", jpeg(size=(64, 48)))})
         assert response.status_code == 202 and time.monotonic() - started < 2  # stored, queued, not refused

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 
-from classifier import services
 from classifier.models import PredictionJob
+from classifier.services.predictions import prediction_job_create
 from coffeeclassifier.wsgi import application
 from dataset.models import Dataset
 from tests.conftest import active_version_row
@@ -114,8 +114,8 @@ def test_existing_jobs_answer_generated_reads_and_feedback_as_the_schema_says(ap
     """Generated job ids almost never name a job, so the reads and feedback of real jobs (one
     waiting, one answered) get their own run, with generated `wait` values and feedback bodies,
     valid and invalid."""
-    waiting = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket", size=(64, 48)))
-    answered = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea", size=(64, 48)))
+    waiting = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket", size=(64, 48)))
+    answered = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea", size=(64, 48)))
     PredictionJob.objects.filter(pk=answered.pk).update(
         status=PredictionJob.Status.DONE, label="coffee", confidence=0.9,
         probabilities={"coffee": 0.9, "not_coffee": 0.1}, heatmap=[[0.0, 1.0]], model_version=active_model,

@@ -20,8 +20,8 @@ import requests
 from django.db import connection
 from django.utils import timezone
 
-from classifier import services
 from classifier.models import ModelVersion, PredictionJob
+from classifier.services.training import model_version_activate, model_version_request
 from tests.conftest import ROOT, database_url, wait_for
 from tests.photos import slow_photo
 from tests.servers import cluster_children, redis_available, web_server
@@ -248,12 +248,12 @@ def test_a_retrain_and_an_activation_while_jobs_flow_fail_no_prediction(
         stop = threading.Event()
         flowing = sender.send_until(stop, pause=0.1)
         try:
-            version = services.model_version_request(dataset=trained, backbone="mobilenet_025")
+            version = model_version_request(dataset=trained, backbone="mobilenet_025")
             wait_for(lambda: ModelVersion.objects.get(pk=version.pk).status in ("ready", "failed"), timeout=300,
                      interval=1, message="the retrain on the training cluster")
             version.refresh_from_db()
             assert version.status == "ready", version.error
-            services.model_version_activate(version=version)
+            model_version_activate(version=version)
             activated_at = timezone.now()
             wait_for(lambda: PredictionJob.objects.filter(model_version=version).count() >= 10, timeout=60,
                      message="jobs answered by the new version")

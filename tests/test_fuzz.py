@@ -31,7 +31,7 @@ from PIL import Image
 from classifier.ml import preprocess
 from classifier.ml.predictor import model_input_message
 from classifier.models import PredictionJob
-from classifier.services import MODEL_INPUT_SIDE
+from classifier.services.predictions import MODEL_INPUT_SIDE
 from dataset.models import Dataset
 from dataset.services import ACCEPTED_FORMATS, ValidatedImage, image_validate
 from tests.conftest import active_version_row, fresh_process_output
@@ -44,7 +44,7 @@ SERVICE_EXAMPLES = 5000
 HTTP_EXAMPLES = 40
 CALL_LIMIT_SECONDS = 2.0
 WATCHDOG_SECONDS = 10  # a call still running by then is stopped, so a hang fails instead of stalling CI
-REFUSAL_CODES = {"empty", "too_large", "not_image", "format", "too_many_pixels", "no_pixels", "damaged"}
+REFUSAL_CODES = {"empty", "too_large", "not_image", "format", "too_many_pixels", "no_pixels", "damaged", "incomplete"}
 FUZZ_SETTINGS = {
     "deadline": None,  # wall time is asserted per call below, with a margin a loaded CI machine needs
     "derandomize": True,

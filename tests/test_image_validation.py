@@ -10,6 +10,7 @@ from PIL import Image, ImageOps
 
 from classifier.ml import preprocess
 from classifier.ml.predictor import model_input_message
+from coffeeclassifier import imaging
 from dataset.services import image_validate
 from tests.conftest import fresh_process_output
 from tests.photos import encode, jpeg, photo, png_declaring, slow_photo
@@ -72,7 +73,7 @@ def test_a_jpeg_whose_data_ends_early_is_refused_even_with_an_end_marker(size, p
         "“photo.jpg” is incomplete: its data ends before its picture does, so most of it would be grey; "
         "send the whole file."
     )
-    with pytest.raises(preprocess.DataEndsEarly):  # and a worker or a training decoding it refuses it too
+    with pytest.raises(imaging.DataEndsEarly):  # and a worker or a training decoding it refuses it too
         preprocess.model_input(data, 224)
 
 
@@ -83,7 +84,7 @@ def test_a_whole_jpeg_with_a_mid_grey_corner_is_accepted(decode):
     pixels = np.asarray(photo("coffee", size=(640, 480))).copy()
     pixels[-64:, -64:] = 128
     data = encode(Image.fromarray(pixels), "JPEG", quality=90)
-    assert preprocess.decode(data).getpixel((639, 479)) == (128, 128, 128)
+    assert imaging.decode(data).getpixel((639, 479)) == (128, 128, 128)
     assert image_validate(data=data, decode=decode).image_format == "JPEG"
 
 
@@ -117,7 +118,7 @@ def test_a_refused_format_is_named_with_its_article(image_format, named):
 
 def test_cmyk_jpeg_becomes_rgb():
     valid = image_validate(data=encode(photo("coffee").convert("CMYK"), "JPEG"))
-    decoded = preprocess.decode(valid.data)
+    decoded = imaging.decode(valid.data)
     assert decoded.mode == "RGB"
     original = np.asarray(photo("coffee"), dtype=float)
     assert np.abs(np.asarray(decoded, dtype=float) - original).mean() < 12
@@ -127,16 +128,16 @@ def test_sixteen_bit_png_keeps_its_tones():
     gray = np.asarray(photo("camera"), dtype=np.uint16) * 257  # full 16-bit range
     data = encode(Image.fromarray(gray), "PNG")
     assert Image.open(io.BytesIO(data)).mode.startswith("I")
-    decoded = np.asarray(preprocess.decode(data), dtype=int)
+    decoded = np.asarray(imaging.decode(data), dtype=int)
     assert np.abs(decoded[..., 0] - np.asarray(photo("camera"), dtype=int)).max() <= 1
 
 
 def test_palette_and_alpha_are_composited_on_white():
     rgba = photo("chelsea").convert("RGBA")
     rgba.putalpha(0)  # fully transparent
-    decoded = preprocess.decode(encode(rgba, "PNG"))
+    decoded = imaging.decode(encode(rgba, "PNG"))
     assert decoded.mode == "RGB" and np.asarray(decoded).min() == 255
-    palette = preprocess.decode(encode(photo("chelsea").convert("P"), "GIF"))
+    palette = imaging.decode(encode(photo("chelsea").convert("P"), "GIF"))
     assert palette.mode == "RGB" and np.asarray(palette).std() > 10
 
 
@@ -147,7 +148,7 @@ def test_exif_orientation_is_applied():
     data = encode(image, "JPEG", exif=exif.tobytes())
     valid = image_validate(data=data)
     assert (valid.width, valid.height) == (400, 600)
-    upright = preprocess.decode(data)
+    upright = imaging.decode(data)
     assert upright.size == (400, 600)
     # turned in place, to the pixels Pillow's own copy would have
     assert np.array_equal(np.asarray(upright), np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data)))))
@@ -158,22 +159,22 @@ def test_a_huge_photo_is_shrunk_before_it_is_converted_and_keeps_its_orientation
     exif = Image.Exif()
     exif[0x0112] = 6
     data = encode(photo("coffee", size=(5000, 4000)), "JPEG", exif=exif.tobytes())
-    assert 5000 * 4000 > preprocess.LARGE_PIXELS
-    upright = preprocess.decode(data)
+    assert 5000 * 4000 > imaging.LARGE_PIXELS
+    upright = imaging.decode(data)
     assert upright.mode == "RGB" and upright.size == (1638, 2048)  # turned, longer side LARGE_SIDE
-    small = preprocess.decode(encode(photo("coffee", size=(500, 400)), "JPEG", exif=exif.tobytes()))
+    small = imaging.decode(encode(photo("coffee", size=(500, 400)), "JPEG", exif=exif.tobytes()))
     assert np.abs(preprocess.resize(upright, 64).astype(int) - preprocess.resize(small, 64)).mean() < 8
     # a panorama keeps SHORT_SIDE of its height, not what fitting its width into LARGE_SIDE leaves
-    panorama = preprocess.decode(encode(photo("coffee", size=(16_400, 1_000)), "JPEG"))
-    assert panorama.size == (7347, preprocess.SHORT_SIDE)
+    panorama = imaging.decode(encode(photo("coffee", size=(16_400, 1_000)), "JPEG"))
+    assert panorama.size == (7347, imaging.SHORT_SIDE)
 
 
 def test_animated_gif_uses_its_first_frame():
     frames = [photo("chelsea").convert("P"), photo("coffee", size=(451, 300)).convert("P")]
     out = io.BytesIO()
     frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
-    first = preprocess.decode(out.getvalue())
-    expected = preprocess.decode(encode(frames[0], "GIF"))
+    first = imaging.decode(out.getvalue())
+    expected = imaging.decode(encode(frames[0], "GIF"))
     assert np.array_equal(np.asarray(first), np.asarray(expected))
 
 

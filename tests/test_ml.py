@@ -11,6 +11,7 @@ from classifier.ml.embeddings import EmbeddingCache, Example
 from classifier.ml.head import head_fit
 from classifier.ml.predictor import Predictor
 from classifier.ml.train import NotTrainable, TrainSettings, model_train, training_data_check
+from coffeeclassifier import imaging
 from tests.photos import encode, jpeg, photo
 
 
@@ -60,7 +61,7 @@ def test_training_and_serving_see_the_same_pixels():
     data = encode(photo("astronaut").rotate(90, expand=True), "PNG")
     training_pixels = preprocess.model_input(data, 224)
     assert training_pixels.shape == (224, 224, 3) and training_pixels.dtype == np.uint8
-    assert np.array_equal(preprocess.resize(preprocess.decode(data, at_least=224), 224), training_pixels)
+    assert np.array_equal(preprocess.resize(imaging.decode(data, at_least=224), 224), training_pixels)
 
 
 def test_a_large_jpeg_is_decoded_reduced_to_nearly_what_a_full_decode_gives():
@@ -71,14 +72,14 @@ def test_a_large_jpeg_is_decoded_reduced_to_nearly_what_a_full_decode_gives():
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display
     data = encode(photo("coffee", size=(2000, 1600)), "JPEG", quality=90, exif=exif.tobytes())
-    reduced, full = preprocess.decode(data, at_least=224), preprocess.decode(data)
+    reduced, full = imaging.decode(data, at_least=224), imaging.decode(data)
     assert reduced.size == (400, 500) and full.size == (1600, 2000)  # 1/4: 1/8 would leave 200 px
     model_pixels = preprocess.model_input(data, 224)
     assert np.array_equal(model_pixels, preprocess.resize(reduced, 224))
     assert np.abs(model_pixels.astype(int) - preprocess.resize(full, 224)).mean() < 1.5
     # a photo with a side under twice the input decodes whole; so does every other format
-    assert preprocess.decode(jpeg("coffee", size=(600, 400)), at_least=224).size == (600, 400)
-    assert preprocess.decode(encode(photo("coffee", size=(2000, 1600)), "PNG"), at_least=224).size == (2000, 1600)
+    assert imaging.decode(jpeg("coffee", size=(600, 400)), at_least=224).size == (600, 400)
+    assert imaging.decode(encode(photo("coffee", size=(2000, 1600)), "PNG"), at_least=224).size == (2000, 1600)
 
 
 def test_missing_weights_name_the_file_and_the_folder(tmp_path, monkeypatch):

@@ -13,9 +13,11 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from classifier import selectors, services
+from classifier import selectors
 from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
+from classifier.services.predictions import prediction_job_create
+from classifier.services.training import model_version_activate
 from tests.conftest import ROOT, wait_for
 from tests.photos import jpeg, slow_photo
 from tests.servers import REDIS_TEST_URL, redis_available, web_server
@@ -62,7 +64,7 @@ def test_uploads_are_answered_by_the_cluster_and_follow_a_new_version(stack, dem
     call_command("train", "--dataset", trained.slug, "--backbone", "mobilenet_025", "--no-progress",
                  stdout=io.StringIO())
     pending = [send(base, data) for data in photos[4:8]]
-    services.model_version_activate(version=ModelVersion.objects.get(number=2))
+    model_version_activate(version=ModelVersion.objects.get(number=2))
     after = [send(base, data) for data in photos[8:]]
     results = [answer(url) for url in pending + after]
     assert all(body["status"] == "done" for body in results), results
@@ -98,7 +100,7 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_is_finished_once(trained, sta
     # short timeout and retry so that the broker hands the orphaned task out again within seconds
     timing = {"Q_TIMEOUT": "8", "Q_RETRY": "10"}
     cluster = start_qcluster(**timing)
-    job = services.prediction_job_create(dataset_slug=trained.slug, data=slow_photo())  # enqueued on commit
+    job = prediction_job_create(dataset_slug=trained.slug, data=slow_photo())  # enqueued on commit
     wait_for(lambda: PredictionJob.objects.get(pk=job.pk).status == "running", timeout=60, interval=0.005,
              message="a worker to start the job")
     os.killpg(cluster.pid, signal.SIGKILL)

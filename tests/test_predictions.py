@@ -19,10 +19,23 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from classifier import notifications, services, tasks
+from classifier import notifications, tasks
 from classifier.ml import preprocess
 from classifier.ml.predictor import model_input_message
 from classifier.models import ModelVersion, PredictionJob
+from classifier.services.maintenance import prediction_job_ids_in_broker
+from classifier.services.predictions import (
+    MODEL_INPUT_FROM_WEB_BYTES,
+    prediction_enqueue,
+    prediction_feedback_give,
+    prediction_job_claim,
+    prediction_job_create,
+    prediction_job_finish,
+    prediction_job_run,
+    predictor_for,
+    shared_broker,
+)
+from classifier.services.training import model_version_activate, model_version_request
 from dataset.models import DatasetImage
 from tests.photos import encode, jpeg, photo, png_declaring
 
@@ -70,10 +83,10 @@ def test_upload_is_queued_answered_and_read_back(client, active_model, media_roo
 
 
 def test_a_job_is_answered_once_however_often_it_is_delivered(active_model, demo_photos):
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=demo_photos["coffee"][1].read_bytes())
-    first = services.prediction_job_run(job_id=job.pk)
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=demo_photos["coffee"][1].read_bytes())
+    first = prediction_job_run(job_id=job.pk)
     assert first.status == "done" and first.attempts == 1
-    assert services.prediction_job_run(job_id=job.pk) is None
+    assert prediction_job_run(job_id=job.pk) is None
     job.refresh_from_db()
     assert job.attempts == 1 and job.finished_at == first.finished_at
 
@@ -81,14 +94,14 @@ def test_a_job_is_answered_once_however_often_it_is_delivered(active_model, demo
 def test_when_two_runs_claimed_a_job_the_one_that_answers_records_its_start(active_model):
     """A job sent again (requeue_stale) may be claimed while its first run still works: the row
     ends with the answering run's start, as the answer its waiters got says."""
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
-    first = services.prediction_job_claim(job_id=job.pk)
-    second = services.prediction_job_claim(job_id=job.pk)
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
+    first = prediction_job_claim(job_id=job.pk)
+    second = prediction_job_claim(job_id=job.pk)
     assert second.attempts == 2 and second.started_at > first.started_at
-    services.prediction_job_finish(job=first, status=PredictionJob.Status.FAILED, error="slow, but first")
+    prediction_job_finish(job=first, status=PredictionJob.Status.FAILED, error="slow, but first")
     job.refresh_from_db()
     assert job.started_at == first.started_at and job.worker == first.worker
-    assert services.prediction_job_finish(job=second, status=PredictionJob.Status.DONE).status == "failed"
+    assert prediction_job_finish(job=second, status=PredictionJob.Status.DONE).status == "failed"
 
 
 def queued_task(job_id) -> dict:
@@ -108,7 +121,7 @@ def test_a_large_upload_is_decoded_once_by_the_web_into_the_model_input_its_work
     client, active_model, media_root, django_capture_on_commit_callbacks
 ):
     big = jpeg("chelsea", size=(2400, 1600), quality=95)
-    assert len(big) >= services.MODEL_INPUT_FROM_WEB_BYTES
+    assert len(big) >= MODEL_INPUT_FROM_WEB_BYTES
     with django_capture_on_commit_callbacks(execute=True):
         job_id = upload(client, big).json()["id"]
     args = queued_task(job_id)["args"]
@@ -123,7 +136,7 @@ def test_a_large_upload_is_decoded_once_by_the_web_into_the_model_input_its_work
     tasks.predict(*args)
     job.refresh_from_db()
     assert job.status == "done", job.error
-    from_photo = services.predictor_for(version=active_model).predict(big)
+    from_photo = predictor_for(version=active_model).predict(big)
     assert job.label == from_photo.label and job.preprocess_ms == round(message["preprocess_ms"], 3)
     assert job.probabilities == pytest.approx(from_photo.probabilities, abs=1e-6)
     # without them, that worker would have needed the photo
@@ -137,7 +150,7 @@ def test_a_large_upload_is_decoded_once_by_the_web_into_the_model_input_its_work
     # a small upload's worker decodes it: its pixels would cost more to send than to make again;
     # so does a large PNG's, whose decode needs its whole canvas in memory: not in a web process
     large_png = encode(photo("chelsea", size=(1200, 800)), "PNG")
-    assert len(large_png) >= services.MODEL_INPUT_FROM_WEB_BYTES
+    assert len(large_png) >= MODEL_INPUT_FROM_WEB_BYTES
     for data, name in ((jpeg("chelsea"), "small.jpg"), (large_png, "large.png")):
         with django_capture_on_commit_callbacks(execute=True):
             job_id = upload(client, data, name).json()["id"]
@@ -146,7 +159,7 @@ def test_a_large_upload_is_decoded_once_by_the_web_into_the_model_input_its_work
 
 def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(active_model, monkeypatch):
     data = jpeg("chelsea", size=(2400, 1600), quality=95)
-    predictor = services.predictor_for(version=active_model)
+    predictor = predictor_for(version=active_model)
     expected = predictor.predict(data)
     exact = {**model_input_message(data, size=224), "preprocess_ms": 1.0}
     assert np.array_equal(predictor.accepted_model_input(exact), preprocess.model_input(data, 224))
@@ -157,8 +170,8 @@ def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(
     no_time = {**exact, "preprocess_ms": None}
     for message in (other_size, other_version, cut_short, not_bytes, no_time):
         assert predictor.accepted_model_input(message) is None
-        job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
-        services.prediction_job_run(job_id=job.pk, model_input=message)
+        job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
+        prediction_job_run(job_id=job.pk, model_input=message)
         job.refresh_from_db()
         assert job.status == "done" and job.preprocess_ms != 1.0
         assert job.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
@@ -170,9 +183,9 @@ def test_a_model_input_the_model_does_not_take_is_ignored_and_the_photo_decoded(
 def test_probabilities_are_listed_by_label_whatever_order_they_were_stored_in(client, active_model):
     """The worker writes them in the model's order and PostgreSQL's jsonb reorders keys (shorter
     first): a reply built from the wake-up and one read back from the row must still agree."""
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
-    claimed = services.prediction_job_claim(job_id=job.pk)
-    services.prediction_job_finish(job=claimed, status=PredictionJob.Status.DONE, label="espresso",
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
+    claimed = prediction_job_claim(job_id=job.pk)
+    prediction_job_finish(job=claimed, status=PredictionJob.Status.DONE, label="espresso",
                                    confidence=0.8, probabilities={"tea": 0.2, "espresso": 0.8})
     assert list(client.get(f"{API}/{job.pk}").json()["probabilities"]) == ["espresso", "tea"]
 
@@ -182,11 +195,11 @@ def test_the_next_job_after_activation_is_answered_by_the_new_version(client, ac
                  stdout=io.StringIO())
     second = ModelVersion.objects.get(number=2)
     data = demo_photos["not_coffee"][2].read_bytes()
-    before = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
-    services.prediction_job_run(job_id=before.pk)
-    services.model_version_activate(version=second)
-    after = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
-    services.prediction_job_run(job_id=after.pk)
+    before = prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
+    prediction_job_run(job_id=before.pk)
+    model_version_activate(version=second)
+    after = prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
+    prediction_job_run(job_id=after.pk)
     versions = dict(PredictionJob.objects.values_list("pk", "model_version__number"))
     assert (versions[before.pk], versions[after.pk]) == (1, 2)
 
@@ -235,10 +248,10 @@ def test_unknown_or_malformed_job_ids_are_404(client, db):
 
 
 def test_feedback_records_the_right_label_and_refuses_unknown_ones(client, active_model):
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea"))
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea"))
     response = client.post(f"{API}/{job.pk}/feedback", {"correct": True}, content_type="application/json")
     assert response.status_code == 400 and "not answered yet" in response.json()["detail"]
-    services.prediction_job_run(job_id=job.pk)
+    prediction_job_run(job_id=job.pk)
     response = client.post(f"{API}/{job.pk}/feedback", {"correct": False, "label": "tea"},
                            content_type="application/json")
     assert response.status_code == 400 and "“tea” is not a label" in response.json()["detail"]
@@ -250,12 +263,12 @@ def test_feedback_records_the_right_label_and_refuses_unknown_ones(client, activ
 
 
 def test_long_poll_returns_as_soon_as_the_job_is_finished(client, active_model):
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
-    services.prediction_job_run(job_id=job.pk)
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
+    prediction_job_run(job_id=job.pk)
     started = timezone.now()
     assert client.get(f"{API}/{job.pk}", {"wait": 20}).json()["status"] == "done"
     assert (timezone.now() - started).total_seconds() < 2
-    pending = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket"))
+    pending = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket"))
     started = timezone.now()
     assert client.get(f"{API}/{pending.pk}", {"wait": 0.3}).json()["status"] == "queued"
     assert (timezone.now() - started).total_seconds() >= 0.3
@@ -291,11 +304,11 @@ def test_a_session_sees_only_its_own_photos(client, active_model):
 
 
 def test_requeue_stale_sends_lost_jobs_again_and_gives_up_only_after_the_attempts(active_model, settings):
-    lost = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())  # on_commit never ran
-    tired = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket"))
-    fresh = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea"))
-    backlog = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("astronaut"))
-    services.prediction_enqueue(job_id=backlog.pk)  # its task waits in the broker: no cluster runs
+    lost = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())  # on_commit never ran
+    tired = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket"))
+    fresh = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea"))
+    backlog = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("astronaut"))
+    prediction_enqueue(job_id=backlog.pk)  # its task waits in the broker: no cluster runs
     long_ago = timezone.now() - datetime.timedelta(minutes=10)
     PredictionJob.objects.filter(pk__in=[lost.pk, backlog.pk]).update(enqueued_at=long_ago)
     PredictionJob.objects.filter(pk=tired.pk).update(  # taken by a worker each time, which then died
@@ -315,13 +328,13 @@ def test_requeue_stale_sends_lost_jobs_again_and_gives_up_only_after_the_attempt
         call_command("requeue_stale", "--older-than", "0", stdout=io.StringIO())
     backlog.refresh_from_db()
     assert (backlog.status, backlog.requeues) == ("queued", 0)
-    assert services.prediction_job_ids_in_broker(broker=services.shared_broker()) >= {str(backlog.pk)}
-    services.prediction_job_run(job_id=lost.pk)
+    assert prediction_job_ids_in_broker(broker=shared_broker()) >= {str(backlog.pk)}
+    prediction_job_run(job_id=lost.pk)
     assert PredictionJob.objects.get(pk=lost.pk).status == "done"
 
 
 def test_a_training_whose_worker_was_stopped_is_marked_failed(small_dataset, settings, media_root):
-    version = services.model_version_request(dataset=small_dataset, enqueue=False)
+    version = model_version_request(dataset=small_dataset, enqueue=False)
     ModelVersion.objects.filter(pk=version.pk).update(
         status="training", started_at=timezone.now() - datetime.timedelta(seconds=settings.TRAINING_TIMEOUT + 120)
     )
@@ -339,8 +352,8 @@ def test_a_queued_training_whose_task_was_lost_is_queued_again_once(small_datase
     from django_q.signing import SignedPackage
 
     training_queue = get_broker(settings.TRAINING_CLUSTER)
-    lost = services.model_version_request(dataset=small_dataset, enqueue=False)  # its task never arrived
-    recent = services.model_version_request(dataset=small_dataset, enqueue=False)
+    lost = model_version_request(dataset=small_dataset, enqueue=False)  # its task never arrived
+    recent = model_version_request(dataset=small_dataset, enqueue=False)
     ModelVersion.objects.filter(pk=lost.pk).update(created_at=timezone.now() - datetime.timedelta(minutes=10))
     out = io.StringIO()
     call_command("requeue_stale", stdout=out)
@@ -358,10 +371,10 @@ def test_a_queued_training_whose_task_was_lost_is_queued_again_once(small_datase
 
 def test_purge_removes_old_finished_jobs_and_their_photos(active_model, media_root,
                                                            django_capture_on_commit_callbacks):
-    old = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
-    services.prediction_job_run(job_id=old.pk)
-    old_waiting = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea"))
-    new = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket"))
+    old = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
+    prediction_job_run(job_id=old.pk)
+    old_waiting = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea"))
+    new = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket"))
     PredictionJob.objects.filter(pk__in=[old.pk, old_waiting.pk]).update(
         queued_at=timezone.now() - datetime.timedelta(days=40)
     )
@@ -374,9 +387,9 @@ def test_purge_removes_old_finished_jobs_and_their_photos(active_model, media_ro
 
 
 def test_admin_adds_wrongly_classified_photos_to_the_dataset_with_the_right_label(staff_client, active_model):
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea"))
-    services.prediction_job_run(job_id=job.pk)
-    services.prediction_feedback_give(job=job, correct=False, label_name="coffee")
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea"))
+    prediction_job_run(job_id=job.pk)
+    prediction_feedback_give(job=job, correct=False, label_name="coffee")
     changelist = reverse("admin:classifier_predictionjob_changelist")
     assert staff_client.get(changelist, {"feedback": "wrong"}).context["cl"].result_count == 1
     for _ in range(2):
@@ -388,8 +401,8 @@ def test_admin_adds_wrongly_classified_photos_to_the_dataset_with_the_right_labe
 
 def test_deleting_a_dataset_removes_its_photos_jobs_and_model_files(staff_client, active_model, media_root,
                                                                     django_capture_on_commit_callbacks):
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
-    services.prediction_job_run(job_id=job.pk)
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
+    prediction_job_run(job_id=job.pk)
     dataset = active_model.dataset
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(reverse("admin:dataset_dataset_delete", args=[dataset.pk]), {"post": "yes"})
@@ -400,9 +413,9 @@ def test_deleting_a_dataset_removes_its_photos_jobs_and_model_files(staff_client
 
 
 def test_a_failed_job_tells_the_public_a_sentence_and_curators_the_detail(client, active_model):
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
     job.image.storage.delete(job.image.name)  # the photo vanished from storage
-    services.prediction_job_run(job_id=job.pk)
+    prediction_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "failed" and "FileNotFoundError" in job.error
     body = client.get(f"{API}/{job.pk}").json()
@@ -433,7 +446,7 @@ def test_browser_posts_need_the_pages_csrf_token_and_api_clients_need_no_cookie(
     token = browser.cookies["csrftoken"].value
     assert upload(browser, jpeg(), HTTP_X_CSRFTOKEN=token).status_code == 202
     job = PredictionJob.objects.get()
-    services.prediction_job_run(job_id=job.pk)
+    prediction_job_run(job_id=job.pk)
     feedback = browser.post(f"{API}/{job.pk}/feedback", {"correct": True}, content_type="application/json")
     assert feedback.status_code == 403
     api_client = Client(enforce_csrf_checks=True)  # no cookies: a script, not a browser session
@@ -467,8 +480,8 @@ def test_a_nul_in_a_dataset_or_label_name_is_refused_like_any_unknown_name(clien
     response = client.post(API, {"image": SimpleUploadedFile("p.jpg", jpeg(), "image/jpeg"), "dataset": "cof\x00fee"})
     assert response.status_code == 404 and "no dataset" in response.json()["detail"]
     assert client.get("/api/v1/models/active", {"dataset": "cof\x00fee"}).status_code == 404
-    job = services.prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
-    services.prediction_job_run(job_id=job.pk)
+    job = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
+    prediction_job_run(job_id=job.pk)
     response = client.post(f"{API}/{job.pk}/feedback", {"correct": False, "label": "coffee\x00"},
                            content_type="application/json")
     assert response.status_code == 400 and "is not a label" in response.json()["detail"]

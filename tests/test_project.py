@@ -1,5 +1,6 @@
 """The project as a whole: production settings, start-up imports, the demo set-up command."""
 
+import ast
 import io
 import os
 import subprocess
@@ -57,7 +58,7 @@ def test_django_start_up_imports_no_tensorflow():
     code = (
         "import django, sys; django.setup();"
         "from django.urls import resolve; resolve('/admin/');"
-        "import dataset.admin, dataset.services, classifier.admin, classifier.services, classifier.tasks;"
+        "import dataset.admin, dataset.services, classifier.admin, classifier.services.training, classifier.services.predictions, classifier.services.maintenance, classifier.tasks;"
         "from django.core.management import load_command_class;"
         "[load_command_class(app, name) for app, name in (('classifier', 'train'), ('classifier', 'predict'))];"
         "loaded = [m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules];"
@@ -136,3 +137,31 @@ def test_demo_setup_imports_the_demo_photos_and_trains_version_1(settings, tmp_p
 
     call_command("demo_setup", "--no-progress", stdout=io.StringIO())
     assert ModelVersion.objects.count() == 1  # nothing is trained twice
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_imports_run_one_way_dataset_below_classifier_and_settings_import_no_app():
+    dataset_imports = {
+        str(path.relative_to(ROOT)): name
+        for path in (ROOT / "dataset").rglob("*.py") for name in imported_modules(path)
+        if name.split(".")[0] == "classifier"
+    }
+    assert not dataset_imports, dataset_imports
+    settings_imports = {name for name in imported_modules(ROOT / "coffeeclassifier" / "settings.py")
+                        if name.split(".")[0] in ("dataset", "classifier")}
+    assert not settings_imports, settings_imports
+    ml_imports = {
+        name for path in (ROOT / "classifier" / "ml").rglob("*.py") for name in imported_modules(path)
+        if name.split(".")[0] in ("django", "dataset") or name.startswith("classifier.") and ".ml" not in name
+    }
+    assert not ml_imports, ml_imports

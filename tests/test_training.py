@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from classifier import services
 from classifier.models import ModelVersion
+from classifier.services.training import model_version_activate, model_version_request, model_version_train
 from dataset.models import DatasetImage
 from tests.conftest import wait_for
 
@@ -56,9 +56,9 @@ def test_train_command_retrain_activate_and_roll_back(small_dataset, keras_home,
     v1.refresh_from_db()
     assert v1.is_active
 
-    services.model_version_activate(version=v2)
+    model_version_activate(version=v2)
     assert list(ModelVersion.objects.filter(is_active=True)) == [v2]
-    services.model_version_activate(version=v1)  # roll back
+    model_version_activate(version=v1)  # roll back
     assert list(ModelVersion.objects.filter(is_active=True)) == [v1]
     assert fingerprint(v1, media_root) == before
 
@@ -70,18 +70,18 @@ def test_train_command_retrain_activate_and_roll_back(small_dataset, keras_home,
 def test_a_failed_training_is_recorded_and_leaves_the_active_version(small_dataset, keras_home, media_root):
     train(small_dataset, "--activate")
     active = ModelVersion.objects.get(is_active=True)
-    version = services.model_version_request(dataset=small_dataset, backbone=BACKBONE, enqueue=False)
+    version = model_version_request(dataset=small_dataset, backbone=BACKBONE, enqueue=False)
     # the data changes between the request and the run: no validation photo is left
     small_dataset.images.filter(split="val").update(excluded=True)
-    version = services.model_version_train(version=version)
+    version = model_version_train(version=version)
     assert version.status == ModelVersion.Status.FAILED
     assert "validation split is empty" in version.error
     assert not (media_root / version.artifact_dir).exists()
     assert ModelVersion.objects.get(is_active=True) == active
     with pytest.raises(ValidationError, match="not ready"):
-        services.model_version_activate(version=version)
+        model_version_activate(version=version)
     # a failed version is never retried by a late duplicate of its task
-    assert services.model_version_train(version=version).status == ModelVersion.Status.FAILED
+    assert model_version_train(version=version).status == ModelVersion.Status.FAILED
 
 
 @pytest.mark.django_db
@@ -129,7 +129,7 @@ def test_predict_command_answers_per_file_with_the_active_or_given_version(small
 
 @pytest.mark.django_db
 def test_version_pages_need_staff(client, small_dataset):
-    version = services.model_version_request(dataset=small_dataset, enqueue=False)
+    version = model_version_request(dataset=small_dataset, enqueue=False)
     for url in (
         reverse("admin:classifier_modelversion_change", args=[version.pk]),
         reverse("admin:classifier_modelversion_compare") + f"?a={version.pk}&b={version.pk}",

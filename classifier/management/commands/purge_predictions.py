@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier import services
+from classifier.services.maintenance import prediction_jobs_purge
 
 
 class Command(BaseCommand):
@@ -12,5 +12,5 @@ class Command(BaseCommand):
     def handle(self, *args, older_than, **options):
         if older_than < 0:
             raise CommandError("--older-than must be a number of days, 0 or more.")
-        count = services.prediction_jobs_purge(older_than_days=older_than)
+        count = prediction_jobs_purge(older_than_days=older_than)
         self.stdout.write(f"{count} prediction jobs deleted.")

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_q.conf import Conf
 
-from classifier import services
 from classifier.cluster import Supervisor
+from classifier.services.maintenance import prediction_jobs_requeue_stale, prediction_queue_watchdog
 
 
 class Command(BaseCommand):
@@ -21,9 +21,9 @@ class Command(BaseCommand):
         predictions = Conf.CLUSTER_NAME != settings.TRAINING_CLUSTER
         stall = settings.PREDICTION_STALL_SECONDS
         Supervisor(
-            watchdog=partial(services.prediction_queue_watchdog, stall_seconds=stall) if predictions else None,
+            watchdog=partial(prediction_queue_watchdog, stall_seconds=stall) if predictions else None,
             settle_seconds=stall,
             grace_seconds=settings.Q_STOP_GRACE_SECONDS,
-            after_restart=partial(services.prediction_jobs_requeue_stale, older_than_seconds=stall)
+            after_restart=partial(prediction_jobs_requeue_stale, older_than_seconds=stall)
             if predictions else None,
         ).run()

@@ -1,7 +1,11 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from classifier import services
+from classifier.services.maintenance import (
+    model_versions_fail_stale,
+    model_versions_requeue_lost,
+    prediction_jobs_requeue_stale,
+)
 from dataset import imports
 
 
@@ -20,9 +24,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, older_than, **options):
-        counts = services.prediction_jobs_requeue_stale(older_than_seconds=older_than)
-        trainings = services.model_versions_fail_stale(older_than_seconds=settings.TRAINING_TIMEOUT + 60)
-        lost_trainings = services.model_versions_requeue_lost(older_than_seconds=older_than)
+        counts = prediction_jobs_requeue_stale(older_than_seconds=older_than)
+        trainings = model_versions_fail_stale(older_than_seconds=settings.TRAINING_TIMEOUT + 60)
+        lost_trainings = model_versions_requeue_lost(older_than_seconds=older_than)
         stopped_imports = imports.import_runs_fail_stale(older_than_seconds=settings.TRAINING_TIMEOUT + 60)
         self.stdout.write(
             f"{counts['requeued']} jobs queued again, {counts['failed']} failed after too many attempts; "

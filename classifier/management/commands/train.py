@@ -4,9 +4,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from classifier import services
 from classifier.ml.backbones import BACKBONES
 from classifier.models import ModelVersion
+from classifier.services.training import model_version_activate, model_version_request, model_version_train
 from dataset.models import Dataset
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         if target is None:
             raise CommandError(f"There is no dataset “{dataset}”; import photos with import_images first.")
         try:
-            version = services.model_version_request(dataset=target, backbone=backbone, epochs=epochs, enqueue=False)
+            version = model_version_request(dataset=target, backbone=backbone, epochs=epochs, enqueue=False)
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
         self.stdout.write(f"Training {version} ({version.backbone}) …")
@@ -38,14 +38,14 @@ class Command(BaseCommand):
                 bars[stage] = tqdm(total=100, desc=f"{stage:10}", unit="%", disable=no_progress, file=sys.stderr)
             bars[stage].update(round(fraction * 100) - bars[stage].n)
 
-        version = services.model_version_train(version=version, on_progress=progress)
+        version = model_version_train(version=version, on_progress=progress)
         for bar in bars.values():
             bar.close()
         if version.status != ModelVersion.Status.READY:
             raise CommandError(f"Training of {version} failed: {version.error}")
         self.stdout.write(metrics_table(version))
         if activate:
-            services.model_version_activate(version=version)
+            model_version_activate(version=version)
             self.stdout.write(self.style.SUCCESS(f"{version} is now active."))
         else:
             self.stdout.write("Activate it in the admin, or train with --activate.")

@@ -1,0 +1,1 @@
+"""Everything that changes the classifier's data, one module per concern."""

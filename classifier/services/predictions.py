@@ -1,0 +1,275 @@
+"""Predictions: the web side validates, stores and queues a photo; a worker claims and answers it;
+feedback and its photos go back into the dataset."""
+
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from classifier import notifications, selectors
+from classifier.ml.predictor import Predictor, model_input_message
+from classifier.models import ModelVersion, PredictionJob
+from classifier.services.limits import prediction_rate_check
+from dataset.models import Dataset, DatasetImage
+from dataset.selectors import file_read
+from dataset.services import (
+    ImportCandidate,
+    ImportReport,
+    dataset_images_import,
+    file_and_row_save,
+    image_validate,
+)
+
+logger = logging.getLogger(__name__)
+
+
+PREDICTION_TASK = "classifier.tasks.predict"
+
+
+# A JPEG upload at least this large is decoded by the web process straight into the model's
+# input, which travels with its task (see `web_decodes`). A smaller one is decoded again sooner
+# than its pixels travel.
+MODEL_INPUT_FROM_WEB_BYTES = 256 * 1024
+
+
+JPEG_START = b"\xff\xd8\xff"
+
+
+# Every backbone's input size (classifier.ml.backbones); a model that takes another is fed
+# from the photo by its worker.
+MODEL_INPUT_SIDE = 224
+
+
+class NoActiveModel(Exception):
+    """Nothing can answer for this dataset yet; the message says who can fix that."""
+
+    def __init__(self, dataset: Dataset):
+        super().__init__(
+            f"No model answers for “{dataset}” yet: a curator must train and activate a version in the admin."
+        )
+
+
+class NoDataset(Exception):
+    """The upload names a dataset that does not exist."""
+
+
+def prediction_job_create(
+    *, dataset_slug: str, data: bytes, name: str = "", session_key: str = "", client: str = ""
+) -> PredictionJob:
+    """Validate and store the photo, create its job for the dataset named and queue it once the
+    row is committed. Refused (RateLimited, ValidationError, NoDataset, NoActiveModel), it leaves
+    nothing behind.
+
+    If queueing fails (broker down), the job is kept and `requeue_stale` sends it later.
+    """
+    prediction_rate_check(client=client)
+    decode = partial(model_input_message, size=MODEL_INPUT_SIDE) if web_decodes(data) else None
+    valid = image_validate(data=data, name=name, decode=decode)
+    job = PredictionJob(image_format=valid.image_format, session_key=session_key or "", client=client[:64])
+    if not file_and_row_save(
+        file=job.image, name=f"upload.{valid.extension}", data=valid.data,
+        row_insert=lambda: prediction_job_insert(job=job, dataset_slug=dataset_slug),
+    ):
+        dataset = Dataset.objects.filter(slug=dataset_slug).first()
+        raise NoDataset(dataset_slug) if dataset is None else NoActiveModel(dataset)
+    transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk, model_input=valid.decoded), robust=True)
+    return job
+
+
+def web_decodes(data: bytes) -> bool:
+    """Whether the web process makes an upload's model input: its validation must decode the
+    photo anyway, and decoding a phone photo is most of a worker's time. Only a JPEG, which
+    libjpeg decodes reduced, in about the memory of the plain check (measured, beyond the photo:
+    a 49-megapixel one +4 MB against +3; progressive, +144 MB either way; a 65 000 × 760
+    panorama, +48 MB against +12). Other formats decode whole canvases (a 49-megapixel PNG:
+    +582 MB against +187): that is for workers, whose memory `max_rss` bounds."""
+    return len(data) >= MODEL_INPUT_FROM_WEB_BYTES and data.startswith(JPEG_START)
+
+
+def prediction_job_insert(*, job: PredictionJob, dataset_slug: str) -> bool:
+    """INSERT the job's row for the dataset named if a version of it answers; whether it did.
+
+    One statement where reading the dataset and then inserting took two round trips, and SQL built
+    from the fields as the ORM's INSERT would, at a fraction of its CPU: every upload runs it.
+    """
+    quote = connection.ops.quote_name
+    dataset_field = PredictionJob._meta.get_field("dataset")
+    fields = [field for field in PredictionJob._meta.concrete_fields if field is not dataset_field]
+    values = [field.get_db_prep_save(field.pre_save(job, add=True), connection) for field in fields]
+    job_table, dataset_table, version_table = (
+        quote(model._meta.db_table) for model in (PredictionJob, Dataset, ModelVersion)
+    )
+    columns = ", ".join(quote(field.column) for field in [*fields, dataset_field])
+    sql = (
+        f"INSERT INTO {job_table} ({columns}) "
+        f"SELECT {', '.join(['%s'] * len(fields))}, d.id FROM {dataset_table} d WHERE d.slug = %s "
+        f"AND EXISTS (SELECT 1 FROM {version_table} v WHERE v.dataset_id = d.id AND v.is_active) "
+        f"RETURNING {quote(dataset_field.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, dataset_slug])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    job.dataset_id = row[0]
+    job._state.adding, job._state.db = False, connection.alias  # as a saved instance
+    return True
+
+
+def prediction_enqueue(*, job_id, model_input: dict | None = None) -> None:
+    """Queue the job; `model_input` (a `model_input_message`) spares its worker the photo's decode."""
+    from django_q.tasks import async_task
+
+    async_task(PREDICTION_TASK, str(job_id), model_input, broker=shared_broker(), task_name=f"predict-{job_id}")
+
+
+_broker = None
+
+
+def shared_broker():
+    """One broker connection per process: a new one per enqueue doubles its cost (DESIGN.md §6)."""
+    global _broker
+    if _broker is None:
+        from django_q.brokers import get_broker
+
+        _broker = get_broker()
+    return _broker
+
+
+_predictor: tuple[int, Predictor] | None = None
+
+
+def predictor_for(*, version: ModelVersion) -> Predictor:
+    """The process's predictor, loaded once and replaced only when another version is active.
+
+    The old interpreter is released before the new one loads, so memory never holds two.
+    """
+    global _predictor
+    if _predictor is None or _predictor[0] != version.pk:
+        _predictor = None
+        _predictor = (version.pk, Predictor(selectors.artifact_path(version=version),
+                                            num_threads=settings.PREDICTOR_THREADS))
+    return _predictor[1]
+
+
+def prediction_job_claim(*, job_id) -> PredictionJob | None:
+    """Mark a waiting job running, counting the take, and return it with `active_version` (the
+    version that answers its dataset now, or None); None if it is answered already.
+
+    The update is conditional on the job still waiting, so a job sent twice (requeue_stale) is
+    answered once: whichever run finishes first writes the answer, under the same condition.
+    """
+    claimed = PredictionJob.objects.filter(pk=job_id, status__in=PredictionJob.WAITING).update(
+        status=PredictionJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1,
+        worker=f"{settings.NODE_NAME}:{os.getpid()}",
+    )
+    if not claimed:
+        return None
+    job = PredictionJob.objects.select_related("dataset").get(pk=job_id)
+    job.active_version = selectors.active_version(dataset=job.dataset)
+    return job
+
+
+def prediction_job_run(*, job_id, model_input: dict | None = None) -> PredictionJob | None:
+    """Answer one job. Safe to run twice: only a queued or running job is claimed, and only
+    the run that still finds it running writes the answer, in one update with its result.
+    The photo is decoded here unless `model_input` holds what the answering model takes."""
+    job = prediction_job_claim(job_id=job_id)
+    if job is None:
+        return None
+    version = job.active_version
+    try:
+        if version is None:
+            raise NoActiveModel(job.dataset)
+        predictor = predictor_for(version=version)
+        pixels = predictor.accepted_model_input(model_input)
+        if pixels is None:
+            prediction = predictor.predict(file_read(file=job.image))
+        else:
+            prediction = predictor.predict_model_input(pixels, preprocess_ms=float(model_input["preprocess_ms"]))
+    except Exception as error:  # the job records every failure; it never vanishes
+        logger.exception("Prediction job %s failed", job_id)
+        error_text = f"{type(error).__name__}: {error}"
+        return prediction_job_finish(job=job, status=PredictionJob.Status.FAILED, error=error_text)
+    return prediction_job_finish(
+        job=job,
+        version_number=version.number,
+        status=PredictionJob.Status.DONE,
+        label=prediction.label,
+        confidence=prediction.confidence,
+        probabilities=prediction.probabilities,
+        heatmap=prediction.heatmap(),
+        model_version_id=version.pk,
+        preprocess_ms=round(prediction.preprocess_ms, 3),
+        inference_ms=round(prediction.inference_ms, 3),
+    )
+
+
+def prediction_job_finish(*, job: PredictionJob, version_number: int | None = None, **result) -> PredictionJob:
+    """Write a waiting job's final state in one update, unless another run already did. Requests
+    waiting on the job are woken with what was written, so they need not read the row back.
+
+    The run that answers records its own start and process: a job sent again (requeue_stale)
+    may have been claimed by another run since.
+    """
+    result.update(started_at=job.started_at, worker=job.worker, finished_at=timezone.now())
+    if PredictionJob.objects.filter(pk=job.pk, status__in=PredictionJob.WAITING).update(**result):
+        answer = {**result, "version_number": version_number}
+        for name, value in answer.items():
+            setattr(job, name, value)
+        notifications.job_finished(job.pk, answer=answer)
+    else:
+        job.refresh_from_db()
+    return job
+
+
+def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: str = "") -> PredictionJob:
+    """Record whether the answer was right; a wrong answer names the right label of the dataset."""
+    job.refresh_from_db(fields=["status"])  # a worker may have answered since the caller read it
+    if job.status != PredictionJob.Status.DONE:
+        raise ValidationError("Feedback is for answered predictions; this one is not answered yet.")
+    label = None
+    if not correct:
+        # a NUL cannot be in a label's name, and PostgreSQL refuses it in a query
+        label = job.dataset.labels.filter(name=label_name).first() if "\x00" not in label_name else None
+        if label is None:
+            names = ", ".join(job.dataset.labels.values_list("name", flat=True))
+            raise ValidationError(f"“{label_name}” is not a label of {job.dataset}; choose one of: {names}.")
+    given = {
+        "feedback": PredictionJob.Feedback.CORRECT if correct else PredictionJob.Feedback.WRONG,
+        "feedback_label": label,
+        "feedback_at": timezone.now(),
+    }
+    PredictionJob.objects.filter(pk=job.pk).update(**given)
+    for name, value in given.items():
+        setattr(job, name, value)
+    return job
+
+
+def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
+    """Copy answered photos into their dataset, deduplicated like every import. The label is the
+    one feedback gave for a wrong answer (unlabelled if that label is gone), else the answer."""
+
+    report = ImportReport()
+    for job in jobs.filter(status=PredictionJob.Status.DONE).select_related("dataset", "feedback_label"):
+        if job.feedback == PredictionJob.Feedback.WRONG:
+            label = job.feedback_label
+        else:
+            label = job.dataset.labels.filter(name=job.label).first()
+        candidate = ImportCandidate(
+            name=f"prediction-{job.pk}.{job.image.name.rsplit('.', 1)[-1]}",
+            label_name=None,
+            read=partial(file_read, file=job.image),
+        )
+        report.merge(dataset_images_import(
+            dataset=job.dataset, candidates=[candidate], default_label=label, source=DatasetImage.Source.FEEDBACK,
+        ))
+    return report
