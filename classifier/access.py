@@ -65,3 +65,13 @@ def health_details_visible(request: HttpRequest) -> bool:
     """Queue depth, versions and timings are for operators: staff or key holders. Everyone else
     (a load balancer, a stranger) learns whether the service is well, and why not."""
     return request.user.is_staff or key_holder(request)
+
+
+def metrics_visible(request: HttpRequest) -> bool:
+    """/metrics, like the API: open while API_KEYS is unset; else for staff and key holders, whose
+    key may also come as `Authorization: Bearer <key>`, the header Prometheus' scrapes send."""
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    return (
+        not settings.API_KEYS or request.user.is_staff or key_holder(request)
+        or (scheme.lower() == "bearer" and api_key_valid(bearer.strip()))
+    )

@@ -10,14 +10,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from classifier import selectors
-from classifier.models import ModelVersion, PredictionJob
+from classifier import monitoring, selectors
+from classifier.models import ModelVersion, PredictionJob, WorkerProcess
 from classifier.services.maintenance import datasets_classifier_data_delete, prediction_jobs_delete
 from classifier.services.predictions import prediction_jobs_add_to_dataset
 from classifier.services.training import model_version_activate, model_version_request
 from classifier.templatetags.classifier_format import percentage
 from dataset.admin import DatasetAdmin, import_report_show
 from dataset.models import Dataset
+from dataset.services import human_size
 
 
 def version_link(version: ModelVersion) -> str:
@@ -250,3 +251,27 @@ class DatasetWithModelsAdmin(DatasetAdmin):
                 self.message_user(
                     request, format_html("Training {} is queued; its page shows the progress.", version_link(version))
                 )
+
+
+@admin.register(WorkerProcess)
+class WorkerProcessAdmin(admin.ModelAdmin):
+    """Each queue worker process as it last reported itself, above it the queue depth per cluster
+    and the latest failures. Rows are the workers' own; old ones may be deleted."""
+
+    list_display = ("__str__", "cluster", "versions", "jobs_done", "memory", "last_seen", "started_at")
+    list_filter = ("cluster", "node")
+    change_list_template = "admin/classifier/workerprocess/change_list.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="RSS", ordering="rss_bytes")
+    def memory(self, worker):
+        return human_size(worker.rss_bytes)
+
+    def changelist_view(self, request, extra_context=None):
+        context = {"queue_depths": monitoring.queue_depths(), "failures": monitoring.recent_failures()}
+        return super().changelist_view(request, {**(extra_context or {}), **context})

@@ -101,6 +101,9 @@ class PredictionJob(models.Model):
         help_text="The machine (NODE_NAME) and process that took the job last: the one that answered it.",
     )
     session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    request_id = models.CharField(
+        max_length=64, blank=True, help_text="The upload's request id, on the web's and the worker's log lines."
+    )
     client = models.CharField(max_length=64, blank=True, help_text="The sender's address, for the upload rate limit.")
     feedback = models.CharField(max_length=10, choices=Feedback.choices, blank=True, default=Feedback.NONE)
     feedback_label = models.ForeignKey(
@@ -120,3 +123,24 @@ class PredictionJob(models.Model):
         if self.finished_at is None:
             return None
         return round((self.finished_at - self.queued_at).total_seconds() * 1000, 1)
+
+
+class WorkerProcess(models.Model):
+    """A queue worker process as it last reported itself (at most every WORKER_HEARTBEAT_SECONDS,
+    after a job): what the admin's Workers page shows. Rows of dead processes stay, ageing."""
+
+    node = models.CharField(max_length=80, help_text="The machine (NODE_NAME).")
+    pid = models.PositiveIntegerField()
+    cluster = models.CharField(max_length=40)
+    versions = models.CharField(max_length=255, blank=True, help_text="The model versions it holds in memory.")
+    jobs_done = models.PositiveIntegerField(default=0)
+    rss_bytes = models.PositiveBigIntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [models.UniqueConstraint(fields=["node", "pid"], name="one_row_per_worker_process")]
+
+    def __str__(self):
+        return f"{self.node}:{self.pid}"

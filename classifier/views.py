@@ -1,15 +1,16 @@
 """The upload page and the few plain views beside the JSON API."""
 
 from django.conf import settings
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
-from classifier import access, selectors
+from classifier import access, monitoring, selectors
 from classifier.models import PredictionJob
 from dataset.services import CONTENT_TYPES
 
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' text format
 PUBLIC_HEALTH = ("ok", "detail", "database", "broker")  # whether each part answers, not how much it holds
 
 
@@ -55,3 +56,12 @@ def healthz(request):
     if not access.health_details_visible(request):
         report = {key: value for key, value in report.items() if key in PUBLIC_HEALTH}
     return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus' scrape of this machine's processes (`access.metrics_visible` says who may)."""
+    if not access.metrics_visible(request):
+        return JsonResponse({"detail": "Metrics need a key: send one in X-API-Key or as a Bearer token."}, status=401)
+    return HttpResponse(monitoring.metrics_exposition(), content_type=METRICS_CONTENT_TYPE)

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "coffeeclassifier.middleware.request_id",
     "coffeeclassifier.middleware.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -229,14 +230,41 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 
+# LOG_FORMAT=json writes one JSON object per line (for a log shipper); every line carries the
+# request id of the upload it serves, in the web and in the worker that answers it.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "coffeeclassifier.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "coffeeclassifier.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django": {"level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        "django": {"level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
+        # TensorFlow's and absl's own start-up and export chatter ("Assets written to …")
+        "tensorflow": {"level": "WARNING"},
+        "absl": {"level": "WARNING"},
+    },
 }
+# TensorFlow's C++ start-up lines (CPU features, oneDNN notes) are not this project's to show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Prometheus metrics (prometheus_client's multiprocess mode): every process of this machine (web,
+# workers, trainer) writes its samples under this folder and /metrics adds them up. The folder
+# must be emptied when the processes start (`make run` does; a systemd RuntimeDirectory does).
+# prometheus_client reads the variable when it is first imported, so it is set here.
+PROMETHEUS_MULTIPROC_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+# How often a worker process writes its row of the admin's Workers page (at most).
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5)
 
 # Real labelled photos for the demo dataset; `make run` imports them when the folder exists.
 DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", BASE_DIR.parent / "shared" / "data" / "coffee-or-not"))

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("predictions/<uuid:job_id>/image", views.prediction_image, name="prediction-image"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

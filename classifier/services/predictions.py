@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from functools import partial
 
 from django.conf import settings
@@ -14,10 +15,12 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from classifier import notifications, selectors
+from classifier import metrics, notifications, selectors
 from classifier.ml.predictor import Predictor, model_input_message
 from classifier.models import ModelVersion, PredictionJob
 from classifier.services.limits import prediction_rate_check
+from classifier.services.workers import worker_job_done
+from coffeeclassifier import logs
 from dataset.models import Dataset, DatasetImage
 from dataset.selectors import file_read
 from dataset.services import (
@@ -73,7 +76,8 @@ def prediction_job_create(
     prediction_rate_check(client=client)
     decode = partial(model_input_message, size=MODEL_INPUT_SIDE) if web_decodes(data) else None
     valid = image_validate(data=data, name=name, decode=decode)
-    job = PredictionJob(image_format=valid.image_format, session_key=session_key or "", client=client[:64])
+    job = PredictionJob(image_format=valid.image_format, session_key=session_key or "", client=client[:64],
+                        request_id=logs.request_id())
     if not file_and_row_save(
         file=job.image, name=f"upload.{valid.extension}", data=valid.data,
         row_insert=lambda: prediction_job_insert(job=job, dataset_slug=dataset_slug),
@@ -155,8 +159,10 @@ def predictor_for(*, version: ModelVersion) -> Predictor:
     global _predictor
     if _predictor is None or _predictor[0] != version.pk:
         _predictor = None
+        started = time.perf_counter()
         _predictor = (version.pk, Predictor(selectors.artifact_path(version=version),
                                             num_threads=settings.PREDICTOR_THREADS))
+        metrics.model_loaded(version=version, seconds=time.perf_counter() - started)
     return _predictor[1]
 
 
@@ -181,10 +187,19 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
 def prediction_job_run(*, job_id, model_input: dict | None = None) -> PredictionJob | None:
     """Answer one job. Safe to run twice: only a queued or running job is claimed, and only
     the run that still finds it running writes the answer, in one update with its result.
-    The photo is decoded here unless `model_input` holds what the answering model takes."""
+    Its log lines carry the request id of the upload."""
     job = prediction_job_claim(job_id=job_id)
     if job is None:
         return None
+    with logs.request_id_bound(job.request_id):
+        job = prediction_job_answer(job=job, model_input=model_input)
+    worker_job_done()
+    return job
+
+
+def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> PredictionJob:
+    """Run the claimed job's model and write the answer, or the error. The photo is decoded here
+    unless `model_input` holds what the answering model takes."""
     version = job.active_version
     try:
         if version is None:
@@ -196,7 +211,7 @@ def prediction_job_run(*, job_id, model_input: dict | None = None) -> Prediction
         else:
             prediction = predictor.predict_model_input(pixels, preprocess_ms=float(model_input["preprocess_ms"]))
     except Exception as error:  # the job records every failure; it never vanishes
-        logger.exception("Prediction job %s failed", job_id)
+        logger.exception("Prediction job %s failed", job.pk)
         error_text = f"{type(error).__name__}: {error}"
         return prediction_job_finish(job=job, status=PredictionJob.Status.FAILED, error=error_text)
     return prediction_job_finish(
@@ -226,6 +241,7 @@ def prediction_job_finish(*, job: PredictionJob, version_number: int | None = No
         for name, value in answer.items():
             setattr(job, name, value)
         notifications.job_finished(job.pk, answer=answer)
+        metrics.prediction_finished(job=job, version_number=version_number)
     else:
         job.refresh_from_db()
     return job
@@ -251,6 +267,7 @@ def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: s
     PredictionJob.objects.filter(pk=job.pk).update(**given)
     for name, value in given.items():
         setattr(job, name, value)
+    metrics.feedback_given(job=job)
     return job
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from classifier import selectors
+from classifier import metrics, selectors
 from classifier.ml.backbones import BACKBONES, WeightsUnavailable
 from classifier.ml.train import NotTrainable, TrainSettings, training_data_check
 from classifier.models import ModelVersion
@@ -96,11 +96,16 @@ def model_version_train(
         status=ModelVersion.Status.TRAINING, started_at=timezone.now(), stage="", progress=0.0, error=""
     )
     last_saved = [0.0]
+    stage_now = ["", started]  # the stage under way and when it began: each logs a line as it ends
 
     def progress(stage: str, fraction: float) -> None:
         if on_progress:
             on_progress(stage, fraction)
         now = time.perf_counter()
+        if stage != stage_now[0]:
+            if stage_now[0]:
+                metrics.training_stage(version=version, stage=stage_now[0], seconds=now - stage_now[1])
+            stage_now[:] = [stage, now]
         if now - last_saved[0] >= PROGRESS_INTERVAL_SECONDS or fraction >= 1.0:
             last_saved[0] = now
             ModelVersion.objects.filter(pk=version.pk).update(stage=stage, progress=round(fraction, 3))
@@ -131,7 +136,10 @@ def model_version_train(
         training_seconds=round(time.perf_counter() - started, 2),
         finished_at=timezone.now(),
     )
+    if stage_now[0]:
+        metrics.training_stage(version=version, stage=stage_now[0], seconds=time.perf_counter() - stage_now[1])
     version.refresh_from_db()
+    metrics.training_finished(version=version)
     return version
 
 
@@ -145,6 +153,7 @@ def model_version_fail(*, version: ModelVersion, message: str, started: float | 
         finished_at=timezone.now(),
     )
     version.refresh_from_db()
+    metrics.training_finished(version=version)
     return version
 
 
