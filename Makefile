@@ -27,10 +27,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# Ctrl-C stops the web and both clusters within seconds and exits 0; a runner killed hard takes
+# them with it (coffeeclassifier/runner.py). Metrics restart from zero with the processes.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
-	$(VENV)/bin/honcho start
+	rm -f $${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}/*.db
+	$(PY) -m coffeeclassifier.runner $(VENV)/bin/honcho start --port 8000
 
 # pytest exits 5 when it collects nothing: say so, and fail (a suite that ran nothing proves nothing).
 test: install serving-venv
