@@ -59,10 +59,16 @@ WORKER_MODEL_LOAD_SECONDS = Gauge(
 )
 WORKER_RSS_BYTES = Gauge(
     "coffeeclassifier_worker_resident_memory_bytes", "Resident memory of this worker process.",
-    multiprocess_mode="liveall",
+    ["cluster"], multiprocess_mode="liveall",
 )
 
 _loaded: dict[str, int] = {}  # dataset slug → version number held by this process
+
+
+def prediction_queued(*, job: PredictionJob, dataset_slug: str) -> None:
+    """Log the upload's line: with the worker's, it carries the request id."""
+    logger.info("prediction queued job=%s dataset=%s", job.pk, dataset_slug,
+                extra={"job_id": str(job.pk), "dataset": dataset_slug})
 
 
 def prediction_finished(*, job: PredictionJob, version_number: int | None) -> None:
@@ -105,8 +111,8 @@ def loaded_versions() -> str:
     return ", ".join(f"{dataset} v{number}" for dataset, number in sorted(_loaded.items()))
 
 
-def worker_memory(*, rss_bytes: int) -> None:
-    WORKER_RSS_BYTES.set(rss_bytes)
+def worker_memory(*, cluster: str, rss_bytes: int) -> None:
+    WORKER_RSS_BYTES.labels(cluster).set(rss_bytes)
 
 
 def training_stage(*, version: ModelVersion, stage: str, seconds: float) -> None:

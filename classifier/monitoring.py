@@ -55,9 +55,18 @@ class DatabaseCollector:
             "coffeeclassifier_active_model_version", "The version number that answers for each dataset.",
             labels=["dataset"],
         )
-        for slug, number in ModelVersion.objects.filter(is_active=True).values_list("dataset__slug", "number"):
+        accuracy = GaugeMetricFamily(
+            "coffeeclassifier_model_test_accuracy_ratio", "The active versions' accuracy on their test split.",
+            labels=["dataset", "version"],
+        )
+        for slug, number, test_accuracy in ModelVersion.objects.filter(is_active=True).values_list(
+            "dataset__slug", "number", "metrics__test__accuracy"
+        ):
             active.add_metric([slug], number)
+            if test_accuracy is not None:
+                accuracy.add_metric([slug, str(number)], test_accuracy)
         yield active
+        yield accuracy
         trainings = GaugeMetricFamily(
             "coffeeclassifier_model_versions", "Model versions by status (queued and training: in progress).",
             labels=["status"],

@@ -32,17 +32,20 @@ def redis_available() -> bool:
 
 @contextlib.contextmanager
 def web_server(media_root, ml_cache_root, extra: dict, *, options: tuple[str, ...] = ("--threads", "4"),
-               python: str = sys.executable):
+               python: str = sys.executable, log: Path | None = None):
     """gunicorn on a free loopback port, on the test database, with `options` (processes, threads…),
-    run by `python`."""
+    run by `python`; its output goes to the file `log` if one is named."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(media_root),
            "ML_CACHE_DIR": str(ml_cache_root), **extra}
+    output = log.open("w") if log else None
     web = subprocess.Popen(
         [python, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}", *options,
          "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
+        cwd=ROOT, env=env, start_new_session=True, stdout=output, stderr=subprocess.STDOUT if log else None,
     )
+    if output:
+        output.close()
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: healthy(base), timeout=30, message="gunicorn to answer /healthz")

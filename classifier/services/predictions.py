@@ -85,6 +85,7 @@ def prediction_job_create(
         dataset = Dataset.objects.filter(slug=dataset_slug).first()
         raise NoDataset(dataset_slug) if dataset is None else NoActiveModel(dataset)
     transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk, model_input=valid.decoded), robust=True)
+    metrics.prediction_queued(job=job, dataset_slug=dataset_slug)
     return job
 
 

@@ -46,7 +46,7 @@ def worker_process_report(*, jobs_done: int, started_at) -> WorkerProcess:
     from django_q.conf import Conf
 
     rss = rss_bytes()
-    metrics.worker_memory(rss_bytes=rss)
+    metrics.worker_memory(cluster=Conf.CLUSTER_NAME, rss_bytes=rss)
     row, _ = WorkerProcess.objects.update_or_create(
         node=settings.NODE_NAME, pid=os.getpid(),
         defaults={"cluster": Conf.CLUSTER_NAME, "versions": metrics.loaded_versions(), "jobs_done": jobs_done,
