@@ -37,7 +37,8 @@ def prometheus_installed() -> str:
 def test_alert_rules_are_valid_and_fire_when_they_should():
     prometheus_installed()
     subprocess.run(["promtool", "check", "rules", OPS / "alerts.yml"], check=True, capture_output=True)
-    tested = subprocess.run(["promtool", "test", "rules", "alerts.test.yml"], cwd=OPS, capture_output=True, text=True)
+    tested = subprocess.run(["promtool", "test", "rules", "alerts.test.yml"], cwd=OPS, capture_output=True, text=True,
+                            check=False)
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
@@ -118,7 +119,8 @@ def test_prometheus_scrapes_the_answers_and_the_stall_alert_fires(
 
         exposition = requests.get(f"{web}/metrics", headers={"X-API-Key": KEY}, timeout=10)
         assert requests.get(f"{web}/metrics", timeout=10).status_code == 401  # no key, no metrics
-        linted = subprocess.run(["promtool", "check", "metrics"], input=exposition.content, capture_output=True)
+        linted = subprocess.run(["promtool", "check", "metrics"], input=exposition.content, capture_output=True,
+                                check=False)
         assert linted.returncode == 0, linted.stdout.decode() + linted.stderr.decode()
         dashboard = json.loads((OPS / "grafana-dashboard.json").read_text())
         for panel in dashboard["panels"]:
