@@ -1,7 +1,7 @@
-"""`make run`'s processes, for real: the Procfile under honcho under coffeeclassifier.runner, as the
-Makefile starts them (on the test database, without the Makefile's install and demo set-up).
-Ctrl-C in a terminal stops them all within 10 s and `make` exits 0; a runner killed with SIGKILL
-leaves no process behind."""
+"""Running the service: `make run`'s processes, for real (the Procfile under honcho under
+coffeeclassifier.runner, as the Makefile starts them, on the test database, without the Makefile's
+install and demo set-up): Ctrl-C in a terminal stops them all within 10 s and `make` exits 0; a
+runner killed with SIGKILL leaves no process behind. And the admin's page of the workers."""
 
 import os
 import pty
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, database_url, wait_for
+from classifier.models import PredictionJob, WorkerProcess
+from classifier.services import workers
+from tests.conftest import ROOT, active_version_row, database_url, wait_for
 from tests.servers import children, descendants, free_port, healthy
 
 HONCHO = f"{sys.prefix}/bin/honcho"
@@ -125,3 +127,20 @@ def test_a_runner_killed_hard_leaves_no_process_behind(run_env, killed):
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         runner.wait(timeout=10)
+
+
+def test_the_workers_page_shows_each_worker_the_queues_and_recent_failures(staff_client, dataset, settings):
+    settings.WORKER_HEARTBEAT_SECONDS = 3600
+    for _ in range(3):
+        workers.worker_job_done()  # the first job writes the row; the next ones wait for the heartbeat
+    row = WorkerProcess.objects.get(pid=os.getpid())
+    assert row.jobs_done == 1 and row.rss_bytes > 10e6 and row.node == settings.NODE_NAME
+    version = active_version_row(dataset)
+    PredictionJob.objects.create(dataset=dataset, status="failed", error="OSError: the photo is gone",
+                                 model_version=version)
+    page = staff_client.get("/admin/classifier/workerprocess/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert f"{settings.NODE_NAME}:{os.getpid()}" in text
+    assert "Tasks waiting per cluster" in text and "training" in text
+    assert "OSError: the photo is gone" in text
