@@ -18,6 +18,8 @@ _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 # The attributes every LogRecord has: anything else on a record came from `extra=` and is a field.
+# Formatters read the request id when they format, in the thread that logs: a handler that copies
+# only the formatter (tqdm's logging redirect) keeps it.
 _RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
 
@@ -41,12 +43,12 @@ def request_id_bound(value: str) -> Iterator[None]:
         _request_id.reset(token)
 
 
-class RequestIdFilter(logging.Filter):
-    """Puts the current request id on every record, so every format can show it."""
+class PlainFormatter(logging.Formatter):
+    """The format's `%(request_id)s` is the current request id ("-" outside of one)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def format(self, record: logging.LogRecord) -> str:
         record.request_id = _request_id.get() or "-"
-        return True
+        return super().format(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,13 +56,12 @@ class JsonFormatter(logging.Formatter):
     fields given with `extra=`, and the traceback of an exception."""
 
     def format(self, record: logging.LogRecord) -> str:
-        bound = getattr(record, "request_id", "-")
         line = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": "" if bound == "-" else bound,
+            "request_id": _request_id.get(),
         }
         line.update({key: value for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES})
         if record.exc_info:

@@ -238,14 +238,14 @@ if LOG_FORMAT not in ("plain", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "coffeeclassifier.logs.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "plain": {
+            "()": "coffeeclassifier.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
+        },
         "json": {"()": "coffeeclassifier.logs.JsonFormatter"},
     },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django": {"level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
@@ -254,8 +254,6 @@ LOGGING = {
         "absl": {"level": "WARNING"},
     },
 }
-# TensorFlow's C++ start-up lines (CPU features, oneDNN notes) are not this project's to show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Prometheus metrics (prometheus_client's multiprocess mode): every process of this machine (web,
 # workers, trainer) writes its samples under this folder and /metrics adds them up. The folder

@@ -17,6 +17,7 @@ import numpy as np
 
 from classifier.ml import preprocess
 from classifier.ml.metrics import decide
+from classifier.ml.quiet import native_noise_dropped
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
@@ -41,6 +42,7 @@ class Prediction:
         return [[round(float(value), 3) for value in row] for row in scaled]
 
 
+@native_noise_dropped()
 def load_interpreter(model_path: Path, num_threads: int):
     from ai_edge_litert.interpreter import Interpreter
 

@@ -19,6 +19,7 @@ from classifier.ml import backbones, preprocess
 from classifier.ml.embeddings import EmbeddingCache, Example, embeddings_compute
 from classifier.ml.head import head_fit, log_loss
 from classifier.ml.metrics import evaluate, threshold_choose
+from classifier.ml.quiet import native_noise_dropped
 
 
 class NotTrainable(ValueError):
@@ -62,6 +63,7 @@ def training_data_check(examples: Sequence[Example], class_names: Sequence[str])
         raise NotTrainable("The validation split is empty; re-split the dataset so some photos are in val.")
 
 
+@native_noise_dropped()
 def model_train(
     *,
     examples: Sequence[Example],

@@ -99,13 +99,13 @@ def model_version_train(
     stage_now = ["", started]  # the stage under way and when it began: each logs a line as it ends
 
     def progress(stage: str, fraction: float) -> None:
-        if on_progress:
-            on_progress(stage, fraction)
         now = time.perf_counter()
         if stage != stage_now[0]:
             if stage_now[0]:
                 metrics.training_stage(version=version, stage=stage_now[0], seconds=now - stage_now[1])
             stage_now[:] = [stage, now]
+        if on_progress:
+            on_progress(stage, fraction)
         if now - last_saved[0] >= PROGRESS_INTERVAL_SECONDS or fraction >= 1.0:
             last_saved[0] = now
             ModelVersion.objects.filter(pk=version.pk).update(stage=stage, progress=round(fraction, 3))

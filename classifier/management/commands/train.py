@@ -3,11 +3,14 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from classifier.ml.backbones import BACKBONES
 from classifier.models import ModelVersion
 from classifier.services.training import model_version_activate, model_version_request, model_version_train
 from dataset.models import Dataset
+
+BAR = "{desc} {bar} {n:3.0f}% [{elapsed}<{remaining}]"  # a percentage, no rate ("%/s" means nothing)
 
 
 class Command(BaseCommand):
@@ -35,10 +38,11 @@ class Command(BaseCommand):
             if stage not in bars:
                 for bar in bars.values():
                     bar.close()
-                bars[stage] = tqdm(total=100, desc=f"{stage:10}", unit="%", disable=no_progress, file=sys.stderr)
+                bars[stage] = tqdm(total=100, desc=f"{stage:10}", bar_format=BAR, disable=no_progress, file=sys.stderr)
             bars[stage].update(round(fraction * 100) - bars[stage].n)
 
-        version = model_version_train(version=version, on_progress=progress)
+        with logging_redirect_tqdm():  # log lines print above the bars, not inside them
+            version = model_version_train(version=version, on_progress=progress)
         for bar in bars.values():
             bar.close()
         if version.status != ModelVersion.Status.READY:
