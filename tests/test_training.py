@@ -140,7 +140,8 @@ def test_version_pages_need_staff(client, small_dataset):
     assert response.status_code == 302 and not ModelVersion.objects.filter(is_active=True).exists()
 
 
-def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client, small_dataset, keras_home):
+def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client, small_dataset, keras_home,
+                                                    media_root):
     start_qcluster("training")
     response = staff_client.post(
         reverse("admin:dataset_dataset_changelist"),
@@ -158,6 +159,9 @@ def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client
 
     wait_for(finished, timeout=180, message="the training cluster to train the version")
     assert version.status == ModelVersion.Status.READY, version.error
+    log = (media_root.parent / "qcluster-0.log").read_text()
+    assert f"Version {version} is ready" in log and "stage=embeddings" in log  # the cluster's log says so
+    assert "absl::InitializeLog" not in log and "oneDNN" not in log  # TensorFlow's start-up noise is not
     page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
     assert "Confusion matrix (test)" in page and "Activate this version" in page
     assert 'http-equiv="refresh"' not in page
