@@ -24,7 +24,7 @@ from classifier import access, notifications, selectors
 from classifier.models import PredictionJob
 from classifier.services.limits import RateLimited, TooManyWaits, prediction_wait_hold
 from classifier.services.predictions import NoActiveModel, NoDataset, prediction_feedback_give, prediction_job_create
-from dataset.services import human_size
+from dataset.validation import human_size
 
 logger = logging.getLogger(__name__)
 FAILED_ANSWER = "The model could not answer for this photo; send it again, or another one."

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from classifier import access, selectors
 from classifier.models import PredictionJob
-from dataset.services import CONTENT_TYPES
+from dataset.validation import CONTENT_TYPES
 
 PUBLIC_HEALTH = ("ok", "detail", "database", "broker")  # whether each part answers, not how much it holds
 

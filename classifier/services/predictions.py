@@ -20,13 +20,8 @@ from classifier.models import ModelVersion, PredictionJob
 from classifier.services.limits import prediction_rate_check
 from dataset.models import Dataset, DatasetImage
 from dataset.selectors import file_read
-from dataset.services import (
-    ImportCandidate,
-    ImportReport,
-    dataset_images_import,
-    file_and_row_save,
-    image_validate,
-)
+from dataset.services import ImportCandidate, ImportReport, dataset_images_import, file_and_row_save
+from dataset.validation import image_validate
 
 logger = logging.getLogger(__name__)
 
