@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -119,32 +118,21 @@ def dataset_image_create(
     return image
 
 
-def file_and_row_save(
-    *, file, name: str, data: bytes | File, row_insert: Callable[[], bool] | None = None
-) -> bool:
+def file_and_row_save(*, file, name: str, data: bytes | File) -> None:
     """Write the file, then insert the row of the model instance it belongs to; if the row fails,
-    the file goes too (never one alone). `row_insert` replaces the plain INSERT and says whether
-    it inserted the row: if not, the file goes too and this returns False. `data` is bytes, or a
-    File for what should not sit in memory (a temporary upload is moved, not copied).
+    the file goes too (never one alone). `data` is bytes, or a File for what should not sit in
+    memory (a temporary upload is moved, not copied).
 
-    One INSERT is atomic on its own: only inside a caller's transaction does it need a savepoint
-    (so a refused row leaves that transaction usable). Outside one, BEGIN and COMMIT would be two
-    more round trips to the database on every upload.
+    The INSERT runs in a savepoint inside a caller's transaction, so a refused row leaves that
+    transaction usable.
     """
     file.save(name, data if isinstance(data, File) else ContentFile(data), save=False)
     try:
-        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-            if row_insert is None:
-                file.instance.save(force_insert=True)
-                inserted = True
-            else:
-                inserted = row_insert()
+        with transaction.atomic():
+            file.instance.save(force_insert=True)
     except BaseException:
         file.delete(save=False)
         raise
-    if not inserted:
-        file.delete(save=False)
-    return inserted
 
 
 def rows_delete_with_files(*, queryset, field: str) -> int:
