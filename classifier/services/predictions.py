@@ -25,18 +25,14 @@ from dataset.validation import image_validate
 
 logger = logging.getLogger(__name__)
 
-
 PREDICTION_TASK = "classifier.tasks.predict"
-
 
 # A JPEG upload at least this large is decoded by the web process straight into the model's
 # input, which travels with its task (see `web_decodes`). A smaller one is decoded again sooner
 # than its pixels travel.
 MODEL_INPUT_FROM_WEB_BYTES = 256 * 1024
 
-
 JPEG_START = b"\xff\xd8\xff"
-
 
 # Every backbone's input size (classifier.ml.backbones); a model that takes another is fed
 # from the photo by its worker.
