@@ -1,6 +1,7 @@
 """Serving figures, side by side in one run, client and servers on this machine (loopback).
 
     .venv/bin/python bench/serve.py [--requests 300] [--seconds 15] [--clients 16] [--soak N | --soak-seconds S]
+        [--systems NAME=DIR,…]
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench,
 dropped and re-created) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
@@ -16,6 +17,9 @@ Prepares a dataset from the demo photos, trains and activates mobilenet_v2, then
   by BENTOML_PYTHON (default .venv-bentoml/bin/python: BentoML is no project dependency).
 For each: latency at 1 client (p50, p99), then throughput at N clients for a fixed time, and
 failed requests; for the system also jobs lost (not done) and worker RSS before and after.
+`--systems` measures other checkouts of this project beside this one, each on its own database
+and media folder, one after another for each broker, e.g. a speed-up's with and without:
+`git worktree add /tmp/before <commit>`, then `--systems now=.,before=/tmp/before`.
 `--soak N` then pushes N more jobs through the Redis system (`--soak-seconds S`: for S seconds),
 sampling worker RSS and the pace, counting failed requests and jobs not done.
 """
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -44,11 +49,26 @@ SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/coffeeclassifier-bench"))
 BENTOML_PYTHON = os.environ.get("BENTOML_PYTHON", str(ROOT / ".venv-bentoml" / "bin" / "python"))
 
 
-def base_env(**extra) -> dict:
+@dataclass(frozen=True)
+class System:
+    """A checkout of this project to measure, with its own database and media folder."""
+
+    name: str
+    root: Path
+
+    @property
+    def database_url(self) -> str:
+        return DATABASE_URL if self.name == "this" else f"{DATABASE_URL}_{self.name}"
+
+
+THIS = System("this", ROOT)
+
+
+def base_env(system: System = THIS, **extra) -> dict:
     return {
         **os.environ,
-        "DATABASE_URL": DATABASE_URL,
-        "MEDIA_ROOT": str(SCRATCH / "media"),
+        "DATABASE_URL": system.database_url,
+        "MEDIA_ROOT": str(SCRATCH / ("media" if system is THIS else f"media-{system.name}")),
         "ML_CACHE_DIR": str(SCRATCH / "cache"),
         "KERAS_HOME": os.environ.get("KERAS_HOME", str(ROOT.parent / "shared" / "keras")),
         # production settings: DEBUG off (no query log), plain HTTP on loopback
@@ -70,23 +90,23 @@ def base_env(**extra) -> dict:
     }
 
 
-def manage(*args, env=None):
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env or base_env(), check=True,
+def manage(*args, system: System = THIS):
+    subprocess.run([sys.executable, "manage.py", *args], cwd=system.root, env=base_env(system), check=True,
                    stdout=subprocess.DEVNULL)
 
 
-def prepare():
+def prepare(system: System = THIS):
     from bench.import_images import recreate_postgres_database
 
-    recreate_postgres_database(DATABASE_URL)
-    manage("migrate", "--noinput")
-    manage("import_images", str(SOURCE), "--dataset", "bench", "--no-progress")
-    manage("train", "--dataset", "bench", "--activate", "--no-progress")
+    recreate_postgres_database(system.database_url)
+    manage("migrate", "--noinput", system=system)
+    manage("import_images", str(SOURCE), "--dataset", "bench", "--no-progress", system=system)
+    manage("train", "--dataset", "bench", "--activate", "--no-progress", system=system)
 
 
 @contextlib.contextmanager
-def process(args, env):
-    child = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def process(args, env, cwd: Path = ROOT):
+    child = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
         yield child
@@ -103,9 +123,9 @@ def process(args, env):
             child.wait()
 
 
-def gunicorn(port: int, env: dict, workers: int, threads: int):
+def gunicorn(port: int, env: dict, workers: int, threads: int, system: System = THIS):
     return process([sys.executable, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}",
-                    "-w", str(workers), "--threads", str(threads), "--log-level", "warning"], env)
+                    "-w", str(workers), "--threads", str(threads), "--log-level", "warning"], env, system.root)
 
 
 def bentoml_version() -> str | None:
@@ -268,10 +288,10 @@ def peer_call(url: str):
     return call
 
 
-def jobs_not_done() -> int:
+def jobs_not_done(system: System = THIS) -> tuple[int, int]:
     code = ("from classifier.models import PredictionJob as J;"
             "print(J.objects.exclude(status='done').count(), J.objects.count())")
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=base_env(),
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=system.root, env=base_env(system),
                          capture_output=True, text=True, check=True).stdout.split()
     return int(out[-2]), int(out[-1])
 
@@ -284,11 +304,11 @@ def report(name, latency, throughput=None, extra=""):
     print(line + extra, flush=True)
 
 
-def active_directory() -> Path:
-    """The active version's artifacts, looked up with Django in this process."""
+def active_directory(system: System) -> Path:
+    """The active version's artifacts of `system`, looked up with Django in this process."""
     import django
 
-    os.environ.update(base_env())
+    os.environ.update(base_env(system))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coffeeclassifier.settings")
     django.setup()
     from classifier import selectors
@@ -342,30 +362,36 @@ def main():
     parser.add_argument("--soak", type=int, default=0, help="Then push this many more jobs (Redis, POST ?wait).")
     parser.add_argument("--soak-seconds", type=float, default=0, help="Or push jobs for this long.")
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
+    parser.add_argument("--systems", default="this=.",
+                        help="Checkouts of this project to measure, NAME=DIR comma-separated; 'this' is this one.")
     parser.add_argument("--peers", default="sync,keras,seed,bentoml",
                         help="Which peers to measure, comma-separated from sync, keras, seed, bentoml; empty for none.")
     args = parser.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
           flush=True)
-    if args.skip_prepare:
-        manage("migrate", "--noinput")
-    else:
-        prepare()
+    systems = [System(name, ROOT if name == "this" else Path(folder).resolve())
+               for name, folder in (item.split("=", 1) for item in args.systems.split(","))]
+    for system in systems:
+        if args.skip_prepare:
+            manage("migrate", "--noinput", system=system)
+        else:
+            prepare(system)
     photos = [path.read_bytes() for path in sorted(SOURCE.glob("*/*.jpg"))[::15]]
     phones = phone_photos(photos)
-    directory = active_directory()
+    directory = active_directory(systems[0])
     raw_floor(photos, directory)
     raw_floor(phones, directory, name="raw floor, 12 MP photo", count=50)
 
     import redis
 
-    for broker in ("redis", "orm"):
+    for broker, system in ((broker, system) for broker in ("redis", "orm") for system in systems):
         extra = {"REDIS_URL": REDIS_URL} if broker == "redis" else {}
         if broker == "redis":
             redis.Redis.from_url(REDIS_URL).flushdb()
-        env = base_env(**extra)
-        with gunicorn(8101, env, workers=2, threads=8) as web, process(
-            [sys.executable, "manage.py", "qcluster"], env
+        env = base_env(system, **extra)
+        label = "this system" if len(systems) == 1 else system.name
+        with gunicorn(8101, env, workers=2, threads=8, system=system) as web, process(
+            [sys.executable, "manage.py", "qcluster"], env, system.root
         ) as cluster:
             base = "http://127.0.0.1:8101"
             wait_ready(f"{base}/healthz")
@@ -381,14 +407,14 @@ def main():
                 latency = load.latency(args.requests)
                 throughput = load.throughput(args.clients, args.seconds, processes)
                 time.sleep(2)
-                not_done, total = jobs_not_done()
+                not_done, total = jobs_not_done(system)
                 flow = "POST ?wait" if one_request else "POST + GET"
-                report(f"this system, {broker}, {flow}", latency, throughput,
+                report(f"{label}, {broker}, {flow}", latency, throughput,
                        f"  | jobs {total}, not done {not_done}; worker RSS MB {[round(m) for m in before]} -> "
                        f"{[round(m) for m in rss_mb(workers)]}")
             if broker == "redis":
                 phone_latency = Load(system_call(base, one_request=True), phones).latency(50)
-                report("this system, redis, POST ?wait, 12 MP", phone_latency)
+                report(f"{label}, redis, POST ?wait, 12 MP", phone_latency)
                 if args.soak or args.soak_seconds:
                     soak(load, workers, args.clients, jobs=args.soak, seconds=args.soak_seconds)
 

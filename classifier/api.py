@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Annotated, Literal
 from uuid import UUID
 
 from django.conf import settings
@@ -13,18 +11,18 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
-from ninja import File, Form, NinjaAPI, Schema, Status
+from ninja import File, Form, NinjaAPI, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.files import UploadedFile
 from ninja.security import APIKeyHeader
-from pydantic import Field, WithJsonSchema
 
 from classifier import access, notifications, selectors
 from classifier.models import PredictionJob
+from classifier.schemas import ActiveModel, Error, FeedbackIn, Prediction, Queued
 from classifier.services.limits import RateLimited, TooManyWaits, prediction_wait_hold
 from classifier.services.predictions import NoActiveModel, NoDataset, prediction_feedback_give, prediction_job_create
-from dataset.services import human_size
+from dataset.validation import human_size
 
 logger = logging.getLogger(__name__)
 FAILED_ANSWER = "The model could not answer for this photo; send it again, or another one."
@@ -85,65 +83,6 @@ def key_missing(request, error):
         request, {"detail": "This API needs a key: send one of the keys you were given in the X-API-Key header."},
         status=401,
     )
-
-
-class Error(Schema):
-    detail: str
-
-
-class Queued(Schema):
-    id: UUID
-    status: str
-    url: str
-
-
-class Prediction(Schema):
-    id: UUID
-    status: str
-    label: str | None
-    confidence: float | None
-    probabilities: dict[str, float]
-    version: int | None
-    heatmap: list[list[float]]
-    error: str | None
-    queued_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    preprocess_ms: float | None
-    inference_ms: float | None
-    total_ms: float | None
-    feedback: str | None
-    image_url: str | None = Field(
-        description="The photo, for the session that sent it, staff, and key holders (with their key); else null."
-    )
-
-
-class ActiveModel(Schema):
-    dataset: str
-    version: int
-    backbone: str
-    labels: list[str]
-    threshold: float | None
-    test_accuracy: float | None
-
-
-class RightAnswer(Schema):
-    correct: Literal[True]
-
-
-class WrongAnswer(Schema):
-    correct: Literal[False]
-    label: str = Field(description="The right label, one of the dataset's.")
-
-
-# `correct` tells which: a wrong answer must name the right label, and the schema says so. The schema
-# is a plain oneOf: OpenAPI's discriminator is for string properties, and tools read Pydantic's
-# mapping of this boolean ("true", "false") as strings.
-FeedbackIn = Annotated[
-    RightAnswer | WrongAnswer,
-    Field(discriminator="correct"),
-    WithJsonSchema({"oneOf": [RightAnswer.model_json_schema(), WrongAnswer.model_json_schema()]}),
-]
 
 
 @api.exception_handler(NinjaValidationError)

@@ -65,10 +65,10 @@ WORKER_RSS_BYTES = Gauge(
 _loaded: dict[str, int] = {}  # dataset slug → version number held by this process
 
 
-def prediction_queued(*, job: PredictionJob, dataset_slug: str) -> None:
+def prediction_queued(*, job: PredictionJob) -> None:
     """Log the upload's line: with the worker's, it carries the request id."""
-    logger.info("prediction queued job=%s dataset=%s", job.pk, dataset_slug,
-                extra={"job_id": str(job.pk), "dataset": dataset_slug})
+    dataset = job.dataset.slug
+    logger.info("prediction queued job=%s dataset=%s", job.pk, dataset, extra={"job_id": str(job.pk), "dataset": dataset})
 
 
 def prediction_finished(*, job: PredictionJob, version_number: int | None) -> None:

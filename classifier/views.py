@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from classifier import access, monitoring, selectors
 from classifier.models import PredictionJob
-from dataset.services import CONTENT_TYPES
+from dataset.validation import CONTENT_TYPES
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' text format
 PUBLIC_HEALTH = ("ok", "detail", "database", "broker")  # whether each part answers, not how much it holds

@@ -16,6 +16,7 @@ from dataset.forms import ExcludeForm, ImportForm, ResplitForm, SetLabelForm, Se
 from dataset.imaging import thumbnail_jpeg
 from dataset.models import Dataset, DatasetImage, ImportRun, Label
 from dataset.selectors import file_read
+from dataset.validation import CONTENT_TYPES
 
 THUMBNAIL_SIDE = 96
 PREVIEW_SIDE = 640
@@ -324,7 +325,7 @@ class DatasetImageAdmin(admin.ModelAdmin):
     @method_decorator(cache_control(private=True, max_age=86400))
     def original_view(self, request, pk):
         image = self.image_or_404(request, pk)
-        return self.image_response(file_read(file=image.file), services.CONTENT_TYPES[image.image_format])
+        return self.image_response(file_read(file=image.file), CONTENT_TYPES[image.image_format])
 
     # ----- adding images: one import page for a single photo, many photos or a zip
 

@@ -2,7 +2,8 @@ from django import forms
 from django.conf import settings
 
 from dataset.models import Dataset, DatasetImage, Label
-from dataset.services import AUTO_SPLIT, human_size
+from dataset.services import AUTO_SPLIT
+from dataset.validation import human_size
 
 SPLIT_FOR_NEW_IMAGES = [(AUTO_SPLIT, "Automatic: a stable 70 / 15 / 15 split by content"), *DatasetImage.Split.choices]
 

@@ -51,7 +51,7 @@ def near_duplicate_pairs(
 ) -> list[tuple[int, int, int]]:
     """Pairs (pk_a, pk_b, distance), pk_a < pk_b, of photos within `max_distance` in one dataset.
 
-    `rows` are (pk, dataset_id, perceptual_hash). Vectorised: ~1 ms per 1 000 images per image.
+    `rows` are (pk, dataset_id, perceptual_hash). Vectorised with NumPy: one pass per image.
     """
     by_dataset: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for pk, dataset_id, perceptual_hash in rows:

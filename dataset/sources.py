@@ -19,7 +19,8 @@ from typing import IO, NamedTuple
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from dataset.services import ImportCandidate, human_size
+from dataset.services import ImportCandidate
+from dataset.validation import human_size
 
 SKIPPED_NAMES = ("__MACOSX", "Thumbs.db", "desktop.ini")
 # The fixed part of a zip's local file header (APPNOTE 4.3.7): signature, version needed, flags,
@@ -121,8 +122,8 @@ def zip_check(*, archive: zipfile.ZipFile) -> None:
     """Refuse an archive that expands past `MAX_IMPORT_ZIP_UNCOMPRESSED_BYTES` or whose entries
     share bytes, reading only its directory and local headers (milliseconds, whatever it holds).
 
-    A member's own ratio limit cannot see entries that point at the same compressed data: 300
-    entries over one 20 MB deflate stream expanded to 6.3 GB. So the spans [local header, end of
+    A member's own ratio limit cannot see entries that point at the same compressed data (a few
+    hundred entries over one deflate stream expand to gigabytes). So the spans [local header, end of
     its data) of two entries must never intersect, and each local header must agree with the
     central directory (name, method, compressed size), which is all zipfile itself reads.
     """

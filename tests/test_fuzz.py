@@ -33,7 +33,7 @@ from classifier.ml.predictor import model_input_message
 from classifier.models import PredictionJob
 from classifier.services.predictions import MODEL_INPUT_SIDE
 from dataset.models import Dataset
-from dataset.services import ACCEPTED_FORMATS, ValidatedImage, image_validate
+from dataset.validation import ACCEPTED_FORMATS, ValidatedImage, image_validate
 from tests.conftest import active_version_row, fresh_process_output
 from tests.photos import encode, jpeg, photo
 

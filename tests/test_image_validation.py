@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from classifier.ml import preprocess
 from classifier.ml.predictor import model_input_message
 from coffeeclassifier import imaging
-from dataset.services import image_validate
+from dataset.validation import image_validate
 from tests.conftest import fresh_process_output
 from tests.photos import encode, jpeg, photo, png_declaring, slow_photo
 
@@ -187,7 +187,7 @@ def test_large_canvases_are_decoded_one_at_a_time_so_a_burst_costs_one_canvas(tm
     photo_path.write_bytes(slow_photo())
     code = (
         "import sys, threading, django; django.setup()\n"
-        "from dataset.services import image_validate\n"
+        "from dataset.validation import image_validate\n"
         "data = open(sys.argv[1], 'rb').read(); sizes = []\n"
         "def validate(): sizes.append(image_validate(data=data).width)\n"
         "before = peak_kb()\n"

@@ -208,8 +208,8 @@ def test_without_an_active_model_the_api_and_page_say_so_and_store_nothing(clien
     response = upload(client, jpeg())
     assert response.status_code == 503
     assert "a curator must train and activate a version" in response.json()["detail"]
-    # the photo was written with its row, and went when no row was: no file is left
-    assert not PredictionJob.objects.exists() and not list((media_root / "predictions").iterdir())
+    # nothing was written: no row, no file
+    assert not PredictionJob.objects.exists() and not list(media_root.glob("predictions/**/*.*"))
     page = client.get("/")
     assert page.status_code == 503 and "a curator must train and activate a version" in page.content.decode()
 

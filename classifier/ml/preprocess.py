@@ -3,7 +3,7 @@
 Decoding (`coffeeclassifier.imaging`, which the dataset's validation uses too) is Pillow's;
 orientation follows EXIF; every mode ends as 8-bit RGB. Resizing to the backbone's input size is
 the last step here; normalisation lives inside the model graph, so no caller can apply a
-different one (the seed's browser inference failed exactly there).
+different one.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,28 +23,19 @@ from classifier.services.workers import worker_job_done
 from coffeeclassifier import logs
 from dataset.models import Dataset, DatasetImage
 from dataset.selectors import file_read
-from dataset.services import (
-    ImportCandidate,
-    ImportReport,
-    dataset_images_import,
-    file_and_row_save,
-    image_validate,
-)
+from dataset.services import ImportCandidate, ImportReport, dataset_images_import, file_and_row_save
+from dataset.validation import image_validate
 
 logger = logging.getLogger(__name__)
 
-
 PREDICTION_TASK = "classifier.tasks.predict"
-
 
 # A JPEG upload at least this large is decoded by the web process straight into the model's
 # input, which travels with its task (see `web_decodes`). A smaller one is decoded again sooner
 # than its pixels travel.
 MODEL_INPUT_FROM_WEB_BYTES = 256 * 1024
 
-
 JPEG_START = b"\xff\xd8\xff"
-
 
 # Every backbone's input size (classifier.ml.backbones); a model that takes another is fed
 # from the photo by its worker.
@@ -76,16 +67,18 @@ def prediction_job_create(
     prediction_rate_check(client=client)
     decode = partial(model_input_message, size=MODEL_INPUT_SIDE) if web_decodes(data) else None
     valid = image_validate(data=data, name=name, decode=decode)
-    job = PredictionJob(image_format=valid.image_format, session_key=session_key or "", client=client[:64],
-                        request_id=logs.request_id())
-    if not file_and_row_save(
-        file=job.image, name=f"upload.{valid.extension}", data=valid.data,
-        row_insert=lambda: prediction_job_insert(job=job, dataset_slug=dataset_slug),
-    ):
-        dataset = Dataset.objects.filter(slug=dataset_slug).first()
-        raise NoDataset(dataset_slug) if dataset is None else NoActiveModel(dataset)
+    dataset = Dataset.objects.filter(slug=dataset_slug).first()
+    if dataset is None:
+        raise NoDataset(dataset_slug)
+    if selectors.active_version(dataset=dataset) is None:
+        raise NoActiveModel(dataset)
+    job = PredictionJob(
+        dataset=dataset, image_format=valid.image_format, session_key=session_key or "", client=client[:64],
+        request_id=logs.request_id(),
+    )
+    file_and_row_save(file=job.image, name=f"upload.{valid.extension}", data=valid.data)
     transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk, model_input=valid.decoded), robust=True)
-    metrics.prediction_queued(job=job, dataset_slug=dataset_slug)
+    metrics.prediction_queued(job=job)
     return job
 
 
@@ -97,36 +90,6 @@ def web_decodes(data: bytes) -> bool:
     panorama, +48 MB against +12). Other formats decode whole canvases (a 49-megapixel PNG:
     +582 MB against +187): that is for workers, whose memory `max_rss` bounds."""
     return len(data) >= MODEL_INPUT_FROM_WEB_BYTES and data.startswith(JPEG_START)
-
-
-def prediction_job_insert(*, job: PredictionJob, dataset_slug: str) -> bool:
-    """INSERT the job's row for the dataset named if a version of it answers; whether it did.
-
-    One statement where reading the dataset and then inserting took two round trips, and SQL built
-    from the fields as the ORM's INSERT would, at a fraction of its CPU: every upload runs it.
-    """
-    quote = connection.ops.quote_name
-    dataset_field = PredictionJob._meta.get_field("dataset")
-    fields = [field for field in PredictionJob._meta.concrete_fields if field is not dataset_field]
-    values = [field.get_db_prep_save(field.pre_save(job, add=True), connection) for field in fields]
-    job_table, dataset_table, version_table = (
-        quote(model._meta.db_table) for model in (PredictionJob, Dataset, ModelVersion)
-    )
-    columns = ", ".join(quote(field.column) for field in [*fields, dataset_field])
-    sql = (
-        f"INSERT INTO {job_table} ({columns}) "
-        f"SELECT {', '.join(['%s'] * len(fields))}, d.id FROM {dataset_table} d WHERE d.slug = %s "
-        f"AND EXISTS (SELECT 1 FROM {version_table} v WHERE v.dataset_id = d.id AND v.is_active) "
-        f"RETURNING {quote(dataset_field.column)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, dataset_slug])
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    job.dataset_id = row[0]
-    job._state.adding, job._state.db = False, connection.alias  # as a saved instance
-    return True
 
 
 def prediction_enqueue(*, job_id, model_input: dict | None = None) -> None:

@@ -24,9 +24,7 @@ from dataset.models import Dataset
 
 logger = logging.getLogger(__name__)
 
-
 TRAINING_TASK = "classifier.tasks.train_model_version"
-
 
 PROGRESS_INTERVAL_SECONDS = 0.5
 

@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from classifier import selectors
 from classifier.ml.predictor import Predictor
 from dataset.models import Dataset
-from dataset.services import image_validate
 from dataset.sources import is_skipped
+from dataset.validation import image_validate
 
 
 class Command(BaseCommand):

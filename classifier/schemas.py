@@ -1,0 +1,69 @@
+"""The API's request and response shapes, as its OpenAPI schema shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from ninja import Schema
+from pydantic import Field, WithJsonSchema
+
+
+class Error(Schema):
+    detail: str
+
+
+class Queued(Schema):
+    id: UUID
+    status: str
+    url: str
+
+
+class Prediction(Schema):
+    id: UUID
+    status: str
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float]
+    version: int | None
+    heatmap: list[list[float]]
+    error: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    preprocess_ms: float | None
+    inference_ms: float | None
+    total_ms: float | None
+    feedback: str | None
+    image_url: str | None = Field(
+        description="The photo, for the session that sent it, staff, and key holders (with their key); else null."
+    )
+
+
+class ActiveModel(Schema):
+    dataset: str
+    version: int
+    backbone: str
+    labels: list[str]
+    threshold: float | None
+    test_accuracy: float | None
+
+
+class RightAnswer(Schema):
+    correct: Literal[True]
+
+
+class WrongAnswer(Schema):
+    correct: Literal[False]
+    label: str = Field(description="The right label, one of the dataset's.")
+
+
+# `correct` tells which: a wrong answer must name the right label, and the schema says so. The schema
+# is a plain oneOf: OpenAPI's discriminator is for string properties, and tools read Pydantic's
+# mapping of this boolean ("true", "false") as strings.
+FeedbackIn = Annotated[
+    RightAnswer | WrongAnswer,
+    Field(discriminator="correct"),
+    WithJsonSchema({"oneOf": [RightAnswer.model_json_schema(), WrongAnswer.model_json_schema()]}),
+]
