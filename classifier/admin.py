@@ -18,7 +18,7 @@ from classifier.services.training import model_version_activate, model_version_r
 from classifier.templatetags.classifier_format import percentage
 from dataset.admin import DatasetAdmin, import_report_show
 from dataset.models import Dataset
-from dataset.services import human_size
+from dataset.validation import human_size
 
 
 def version_link(version: ModelVersion) -> str:
