@@ -97,9 +97,9 @@ def value(base: str, expr: str) -> float | None:
 def test_prometheus_scrapes_the_answers_and_the_stall_alert_fires(
     trained, start_qcluster, prometheus, media_root, ml_cache_root, tmp_path
 ):
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "multiproc"), "API_KEYS": KEY, "PREDICTION_STALL_SECONDS": "2"}
-    cluster = start_qcluster(**env)
-    with web_server(media_root, ml_cache_root, env) as web:
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "multiproc"), "API_KEYS": KEY}
+    cluster = start_qcluster(**env)  # its watchdog keeps the default stall time: a slow job here is no stall
+    with web_server(media_root, ml_cache_root, {**env, "PREDICTION_STALL_SECONDS": "2"}) as web:
         base = prometheus(web.removeprefix("http://"))
         wait_for(lambda: value(base, 'up{job="coffeeclassifier"}') == 1, timeout=30, message="a first scrape")
         assert value(base, "sum(coffeeclassifier_predictions_total)") is None  # nothing answered yet
