@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.test import Client
 
 from classifier.models import PredictionJob
 from tests.conftest import ROOT, active_version_row, wait_for
@@ -40,6 +41,17 @@ def test_alert_rules_are_valid_and_fire_when_they_should():
     tested = subprocess.run(["promtool", "test", "rules", "alerts.test.yml"], cwd=OPS, capture_output=True, text=True,
                             check=False)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_metrics_are_open_like_the_api_until_keys_are_set_then_need_one(staff_client, settings):
+    client = Client()  # anonymous (staff_client is pytest-django's `client`, logged in)
+    assert b"coffeeclassifier_prediction_jobs{" in client.get("/metrics").content
+    settings.API_KEYS = [KEY]
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200  # Prometheus' way
+    assert client.get("/metrics", headers={"X-API-Key": KEY}).status_code == 200
+    assert staff_client.get("/metrics").status_code == 200
 
 
 @pytest.fixture
