@@ -91,6 +91,14 @@ def prediction_finished(*, job: PredictionJob, version_number: int | None) -> No
                 dataset, version, job.label, decision, total * 1000, extra=fields)
 
 
+def prediction_given_up(*, job_id, dataset_slug: str, attempts: int) -> None:
+    """Count a job `requeue_stale` failed because every worker that took it died (the error rate's
+    share of photos that kill workers), and log its line."""
+    PREDICTIONS.labels(dataset_slug, "", "", "", PredictionJob.Status.FAILED).inc()
+    logger.warning("prediction failed job=%s dataset=%s: given up after %s tries", job_id, dataset_slug, attempts,
+                   extra={"job_id": str(job_id), "dataset": dataset_slug, "status": "failed", "attempts": attempts})
+
+
 def feedback_given(*, job: PredictionJob) -> None:
     version = job.model_version.number if job.model_version_id else ""
     FEEDBACK.labels(job.dataset.slug, str(version), job.feedback).inc()

@@ -9,7 +9,7 @@ gently or not, leaves nothing running.
   is reparented here (PR_SET_CHILD_SUBREAPER) and stopped: SIGTERM, then SIGKILL after
   LEFTOVER_GRACE_SECONDS.
 
-Elsewhere than Linux it only runs COMMAND.
+Elsewhere than Linux only the first holds.
 """
 
 from __future__ import annotations

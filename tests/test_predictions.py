@@ -18,6 +18,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from classifier import notifications, tasks
 from classifier.ml import preprocess
@@ -315,10 +316,13 @@ def test_requeue_stale_sends_lost_jobs_again_and_gives_up_only_after_the_attempt
         status="running", enqueued_at=long_ago, started_at=long_ago, attempts=settings.PREDICTION_MAX_ATTEMPTS
     )
     out = io.StringIO()
+    given_up = {"dataset": active_model.dataset.slug, "version": "", "label": "", "decision": "", "status": "failed"}
+    failures_before = REGISTRY.get_sample_value("coffeeclassifier_predictions_total", given_up) or 0
     call_command("requeue_stale", stdout=out)
     assert out.getvalue().startswith("1 jobs queued again, 1 failed after too many attempts")
     tired.refresh_from_db()
     assert tired.status == "failed" and "Gave up after 3 tries" in tired.error
+    assert REGISTRY.get_sample_value("coffeeclassifier_predictions_total", given_up) == failures_before + 1
     lost.refresh_from_db()
     assert (lost.status, lost.requeues, lost.queued_at) == ("queued", 1, PredictionJob.objects.get(pk=lost.pk).queued_at)
     assert lost.enqueued_at > long_ago and lost.queued_at < lost.enqueued_at  # the upload time is kept

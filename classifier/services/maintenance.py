@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from classifier import notifications, selectors
+from classifier import metrics, notifications, selectors
 from classifier.models import ModelVersion, PredictionJob
 from classifier.services.predictions import PREDICTION_TASK, prediction_enqueue, shared_broker
 from classifier.services.training import model_version_enqueue, model_version_fail
@@ -74,7 +74,7 @@ def prediction_jobs_requeue_stale(*, older_than_seconds: float) -> dict[str, int
         Q(status=PredictionJob.Status.QUEUED, enqueued_at__lt=cutoff)
         | Q(status=PredictionJob.Status.RUNNING, enqueued_at__lt=cutoff, started_at__lt=cutoff)
     )
-    candidates = list(stale.values_list("pk", "attempts"))
+    candidates = list(stale.values_list("pk", "attempts", "dataset__slug"))
     if not candidates:
         return counts
     try:
@@ -82,7 +82,7 @@ def prediction_jobs_requeue_stale(*, older_than_seconds: float) -> dict[str, int
     except Exception:  # the broker is down: nothing is sent now, the next sweep tries again
         logger.exception("Could not read the prediction queue")
         in_broker = None
-    for job_id, attempts in candidates:
+    for job_id, attempts, dataset_slug in candidates:
         still_stale = stale.filter(pk=job_id)
         if attempts >= settings.PREDICTION_MAX_ATTEMPTS:
             if still_stale.update(
@@ -90,6 +90,7 @@ def prediction_jobs_requeue_stale(*, older_than_seconds: float) -> dict[str, int
                 error=f"Gave up after {attempts} tries: each time its worker stopped before answering.",
             ):
                 notifications.job_finished(job_id)
+                metrics.prediction_given_up(job_id=job_id, dataset_slug=dataset_slug, attempts=attempts)
                 counts["failed"] += 1
         elif in_broker is not None and str(job_id) not in in_broker and still_stale.update(enqueued_at=now, requeues=F("requeues") + 1):
             try:
