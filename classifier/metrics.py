@@ -100,6 +100,7 @@ def prediction_given_up(*, job_id, dataset_slug: str, attempts: int) -> None:
 
 
 def feedback_given(*, job: PredictionJob) -> None:
+    """Count Right / Wrong for the version that answered: live accuracy, per version."""
     version = job.model_version.number if job.model_version_id else ""
     FEEDBACK.labels(job.dataset.slug, str(version), job.feedback).inc()
 
