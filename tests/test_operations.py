@@ -93,7 +93,7 @@ def test_ctrl_c_in_a_terminal_stops_everything_and_make_exits_0(run_env, tmp_pat
         assert elapsed < 10, output.decode(errors="replace")
         wait_for(lambda: gone(processes), timeout=1, message="no process of the app left")
     finally:
-        for pid in processes | {make.pid}:
+        for pid in (processes or descendants(make.pid)) | {make.pid}:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
@@ -117,13 +117,14 @@ def test_a_runner_killed_hard_leaves_no_process_behind(run_env, killed):
         [sys.executable, "-m", "coffeeclassifier.runner", HONCHO, "start", "--port", str(port)], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    processes = started(runner, port)
-    [honcho] = children(runner.pid)
+    processes = set()
     try:
+        processes = started(runner, port)
+        [honcho] = children(runner.pid)
         os.kill(honcho if killed == "honcho" else runner.pid, signal.SIGKILL)
         wait_for(lambda: gone(processes), timeout=10, message="every process of the app to end")
     finally:
-        for pid in processes:
+        for pid in (processes or descendants(runner.pid)) | {runner.pid}:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         runner.wait(timeout=10)
