@@ -118,7 +118,7 @@ COMBINED = {
     )
 }
 BACKBONES: dict[str, Backbone | Combined] = {**SINGLE, **COMBINED}
-DEFAULT_BACKBONE = "mobilenet_v2"
+DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 def backbone_get(name: str) -> Backbone | Combined:
