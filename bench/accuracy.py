@@ -67,6 +67,7 @@ class Config:
     fine_tune_epochs: int = 0  # at most this many epochs for the first component's top (FINE_TUNE_CUT)
     fine_tune_learning_rate: float = 1e-4
     unsure_precision: float = TrainSettings.unsure_precision
+    choose_threshold: bool = TrainSettings.choose_threshold
 
 
 CONFIGS = {
@@ -78,6 +79,7 @@ CONFIGS = {
         Config("efficientnet_lite0", "efficientnet_lite0"),
         Config("efficientnet_lite0+mobilenet_v2", "efficientnet_lite0+mobilenet_v2"),
         Config("efficientnet_lite0 (unsure at 99.5 % on validation)", "efficientnet_lite0", unsure_precision=0.995),
+        Config("efficientnet_lite0 (threshold chosen on validation)", "efficientnet_lite0", choose_threshold=True),
         Config("efficientnet_lite0 (4 crops)", "efficientnet_lite0", augment=4),
         Config("efficientnet_lite0+mobilenet_v2 (4 crops)", "efficientnet_lite0+mobilenet_v2", augment=4),
         Config("efficientnet_lite0+mobilenet_v2 (flip at test)", "efficientnet_lite0+mobilenet_v2", flip_at_test=True),
@@ -192,9 +194,9 @@ def fine_tuned(top_template, inputs: np.ndarray, others: np.ndarray, labels: np.
 
     top = keras.models.clone_model(top_template)
     top.set_weights(top_template.get_weights())
-    for layer in top.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False  # inference mode: the ImageNet statistics stay
+    for layer in top.layers:  # the template's layers were frozen with their backbone
+        # BatchNorm stays frozen, so in inference mode: the ImageNet statistics stay
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
     cached = keras.Input(inputs.shape[2:])
     pooled = keras.layers.GlobalAveragePooling2D()(top(cached))
     model_inputs, features = [cached], pooled
@@ -220,7 +222,8 @@ def fine_tuned(top_template, inputs: np.ndarray, others: np.ndarray, labels: np.
         logits = model.predict(fed(val, [0]), batch_size=256, verbose=0)
         loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
             labels[val], logits, from_logits=True))))
-        print(f"  fine-tuning: validation log-loss {loss:.4f}", file=sys.stderr)
+        print(f"  fine-tuning: validation log-loss {loss:.4f}, {len(top.trainable_weights)} tensors trained",
+              file=sys.stderr)
         if loss < best:
             best, best_weights = loss, top.get_weights()
     top.set_weights(best_weights)
@@ -255,7 +258,7 @@ def cross_validate(config: Config, vectors: np.ndarray, labels: np.ndarray, fold
         inner = split_inner(labels[rest], clusters[rest], seed + fold)
         train, val = rest[~inner], rest[inner]
         settings = TrainSettings(backbone=config.backbone, flip=config.flip, augment=config.augment,
-                                 unsure_precision=config.unsure_precision)
+                                 unsure_precision=config.unsure_precision, choose_threshold=config.choose_threshold)
         fold_vectors = vectors
         if tune is not None:
             start = head_train(np.concatenate([vectors[train, v] for v in views]), np.tile(labels[train], len(views)),

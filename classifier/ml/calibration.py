@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classifier.ml.head import Head, softmax
+from classifier.ml.head import Head
 from classifier.ml.metrics import decide
 
 ECE_BINS = 15
@@ -93,7 +93,3 @@ def unsure_below_choose(
     if last == len(labels) - 1:
         return 0.0
     return float(confidence[last])
-
-
-def probabilities_at(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return softmax(logits / temperature)

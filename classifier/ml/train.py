@@ -18,8 +18,8 @@ import numpy as np
 
 from classifier.ml import backbones, calibration, preprocess
 from classifier.ml.embeddings import EmbeddingCache, Example, augmented_views, embeddings_compute
-from classifier.ml.head import Head, head_fit, log_loss
-from classifier.ml.metrics import evaluate, threshold_choose
+from classifier.ml.head import Head, head_fit, log_loss, softmax
+from classifier.ml.metrics import decide, evaluate, threshold_choose
 
 # Bump when `augmented_views` draws other views: cached augmented embeddings are keyed by it.
 AUGMENT_VERSION = 1
@@ -36,6 +36,7 @@ class TrainSettings:
     l2_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 3e-2)
     flip: bool = True
     augment: int = 0  # random resized crops with colour changes per training photo (embeddings.augmented_views)
+    choose_threshold: bool = False  # two labels: move the threshold off 0.5 where validation clearly says so
     unsure_precision: float | None = 0.99  # wanted accuracy of answered validation photos; None: always answer
     parity_tolerance: float = 1e-3
 
@@ -93,7 +94,7 @@ def head_train(
     temperature = calibration.temperature_fit(head.logits(val_x), val_y)
     head = calibration.head_scaled(head, temperature)
     val_probabilities = head.probabilities(val_x)
-    threshold = threshold_choose(val_probabilities, val_y) if classes == 2 else None
+    threshold = None if classes != 2 else threshold_choose(val_probabilities, val_y) if settings.choose_threshold else 0.5
     unsure_below = (
         None if settings.unsure_precision is None
         else calibration.unsure_below_choose(val_probabilities, val_y, threshold=threshold,
@@ -191,8 +192,8 @@ def model_train(
 
     keys = [e.key for e in examples]
     groups = [e.group for e in examples]
-    logits = head.logits(vectors[:, 0]) * fitted.temperature  # the head's own, before scaling
     probabilities = head.probabilities(vectors[:, 0])
+    unscaled = softmax(head.logits(vectors[:, 0]) * fitted.temperature)  # the head's own, before the temperature
     metrics = {
         split: evaluate(
             probabilities[mask], labels[mask], class_names=list(class_names), threshold=threshold,
@@ -205,14 +206,15 @@ def model_train(
     }
     metrics["train"].pop("misclassified", None)
     metrics["head"] = {"l2": fitted.l2, "val_log_loss": round(fitted.val_log_loss, 4)}
+    decided = decide(probabilities, threshold)
     metrics["calibration"] = {
         "temperature": round(fitted.temperature, 4),
         "unsure_below": fitted.unsure_below,
         **{
-            f"ece_{split}_{when}": round(calibration.expected_calibration_error(
-                calibration.probabilities_at(logits[mask], scale), labels[mask], threshold=threshold), 4)
+            f"ece_{split}_{when}": round(calibration.calibration_error(
+                scores[mask, decided[mask]], decided[mask] == labels[mask]), 4)
             for split, mask in (("val", val), ("test", test)) if mask.any()
-            for when, scale in (("before", 1.0), ("after", fitted.temperature))
+            for when, scores in (("before", unscaled), ("after", probabilities))
         },
     }
     metrics["embeddings_computed"] = computed
