@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from classifier.ml.backbones import BACKBONES
+from classifier.ml.backbones import BACKBONES, DEFAULT_BACKBONE
 from classifier.models import ModelVersion
 from classifier.services.training import model_version_activate, model_version_request, model_version_train
 from dataset.models import Dataset
@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True, help="Dataset slug, e.g. coffee.")
-        parser.add_argument("--backbone", choices=list(BACKBONES), help="Default: mobilenet_v2.")
+        parser.add_argument("--backbone", choices=list(BACKBONES), help=f"Default: {DEFAULT_BACKBONE}.")
         parser.add_argument("--epochs", type=int, help="Full-batch steps of the head (default 500).")
         parser.add_argument("--activate", action="store_true", help="Make the new version answer predictions.")
         parser.add_argument("--no-progress", action="store_true", help="Do not draw progress bars.")
