@@ -17,8 +17,11 @@ class Head:
     kernel: np.ndarray  # (features, classes)
     bias: np.ndarray  # (classes,)
 
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        return embeddings @ self.kernel + self.bias
+
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        return softmax(embeddings @ self.kernel + self.bias)
+        return softmax(self.logits(embeddings))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

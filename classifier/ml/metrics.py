@@ -1,8 +1,13 @@
-"""Evaluation: decisions from probabilities, accuracy, per-class scores, confusion, ROC AUC."""
+"""Evaluation: decisions from probabilities, accuracy, per-class and per-group scores, confusion,
+ROC AUC, and how much a version answers when it may say "unsure"."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+
+ANSWERED, UNSURE = "answered", "unsure"
 
 # Move the two-class threshold off 0.5 only when validation shows a gain of at least this many
 # images: on a small validation split a single image would otherwise pick an extreme threshold.
@@ -14,6 +19,22 @@ def decide(probabilities: np.ndarray, threshold: float | None) -> np.ndarray:
     if threshold is None or probabilities.shape[1] != 2:
         return probabilities.argmax(axis=1)
     return (probabilities[:, 1] >= threshold).astype(int)
+
+
+def answered(probabilities: np.ndarray, threshold: float | None, unsure_below: float | None) -> np.ndarray:
+    """Per photo, whether the probability of its decided class reaches `unsure_below` (None: always)."""
+    if not unsure_below:
+        return np.ones(len(probabilities), dtype=bool)
+    predicted = decide(probabilities, threshold)
+    return probabilities[np.arange(len(probabilities)), predicted] >= unsure_below
+
+
+def decision(probabilities: Sequence[float], metadata: dict) -> str:
+    """ANSWERED or UNSURE for one photo's probabilities (in the order of metadata["labels"]), under
+    the "threshold" and "unsure_below" of a version's metadata.json; a version without
+    "unsure_below" always answers."""
+    row = np.asarray(probabilities, dtype=np.float64)[None]
+    return ANSWERED if answered(row, metadata.get("threshold"), metadata.get("unsure_below"))[0] else UNSURE
 
 
 def threshold_choose(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -53,8 +74,13 @@ def evaluate(
     class_names: list[str],
     threshold: float | None,
     keys: list[str] | None = None,
+    groups: Sequence[str | None] | None = None,
+    unsure_below: float | None = None,
 ) -> dict:
-    """Everything a curator reads on a version's page, as plain JSON-ready values."""
+    """Everything a curator reads on a version's page, as plain JSON-ready values.
+
+    With `groups` (what each photo shows), accuracy per group, worst first. With `unsure_below`,
+    the share of photos answered ("coverage") and the accuracy of those answers."""
     predicted = decide(probabilities, threshold)
     classes = len(class_names)
     confusion = np.zeros((classes, classes), dtype=int)
@@ -88,4 +114,20 @@ def evaluate(
     if classes == 2:
         auc = roc_auc(probabilities[:, 1], labels == 1)
         result["roc_auc"] = None if auc is None else round(auc, 4)
+    if groups is not None:
+        result["per_group"] = group_accuracy(predicted == labels, groups)
+    if unsure_below is not None and len(labels):
+        answer = answered(probabilities, threshold, unsure_below)
+        result["coverage"] = round(float(answer.mean()), 4)
+        result["answered_accuracy"] = round(float((predicted == labels)[answer].mean()), 4) if answer.any() else None
     return result
+
+
+def group_accuracy(correct: np.ndarray, groups: Sequence[str | None]) -> dict[str, dict]:
+    """{group: {"count", "accuracy"}} for the photos that have a group, lowest accuracy first."""
+    names = np.array([group or "" for group in groups])
+    scores = {
+        name: {"count": int((names == name).sum()), "accuracy": round(float(correct[names == name].mean()), 4)}
+        for name in set(names.tolist()) - {""}
+    }
+    return dict(sorted(scores.items(), key=lambda item: (item[1]["accuracy"], -item[1]["count"], item[0])))

@@ -1,8 +1,9 @@
 """From labelled photos to a measured, exported model version directory.
 
-Stages: embeddings (frozen backbone, cached) → head (linear softmax, L2 chosen on validation) →
-evaluation (threshold chosen on validation, test reported at it) → export (Keras, TFLite,
-metadata) → parity (TFLite against Keras on the validation photos).
+Stages: embeddings (frozen backbone or backbones, cached) → head (linear softmax, L2 chosen on
+validation; temperature, threshold and the "unsure" confidence fitted on validation) → evaluation
+(test reported at them) → export (Keras, TFLite, metadata) → parity (TFLite against Keras on the
+validation photos).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.ml import backbones, preprocess
-from classifier.ml.embeddings import EmbeddingCache, Example, embeddings_compute
-from classifier.ml.head import head_fit, log_loss
-from classifier.ml.metrics import evaluate, threshold_choose
+from classifier.ml import backbones, calibration, preprocess
+from classifier.ml.embeddings import EmbeddingCache, Example, augmented_views, embeddings_compute
+from classifier.ml.head import Head, head_fit, log_loss, softmax
+from classifier.ml.metrics import decide, evaluate, threshold_choose
+
+# Bump when `augmented_views` draws other views: cached augmented embeddings are keyed by it.
+AUGMENT_VERSION = 1
 
 
 class NotTrainable(ValueError):
@@ -31,6 +35,9 @@ class TrainSettings:
     epochs: int = 500  # full-batch steps of the head
     l2_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 3e-2)
     flip: bool = True
+    augment: int = 0  # random resized crops with colour changes per training photo (embeddings.augmented_views)
+    choose_threshold: bool = False  # two labels: move the threshold off 0.5 where validation clearly says so
+    unsure_precision: float | None = 0.99  # wanted accuracy of answered validation photos; None: always answer
     parity_tolerance: float = 1e-3
 
     def as_dict(self) -> dict:
@@ -48,6 +55,53 @@ class TrainOutcome:
     threshold: float | None
     paths: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)
+    unsure_below: float | None = None
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class FittedHead:
+    """A head with its temperature already folded in, and the choices made on validation."""
+
+    head: Head
+    l2: float
+    val_log_loss: float  # before temperature scaling
+    temperature: float
+    threshold: float | None
+    unsure_below: float | None
+
+
+def head_train(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    *,
+    classes: int,
+    settings: TrainSettings,
+    on_progress: Callable[[float], None] = lambda fraction: None,
+) -> FittedHead:
+    """Fit a head per L2 in the grid and keep the one with the lowest validation log-loss; fit its
+    temperature on validation, then choose there the threshold (two classes) and the confidence
+    below which it answers "unsure" (`settings.unsure_precision`). NumPy only: cross-validation
+    (bench/accuracy.py) runs exactly this."""
+    candidates = []
+    for index, l2 in enumerate(settings.l2_grid):
+        head = head_fit(train_x, train_y, classes=classes, l2=l2, steps=settings.epochs)
+        candidates.append((log_loss(head.probabilities(val_x), val_y), l2, head))
+        on_progress((index + 1) / len(settings.l2_grid))
+    val_loss, l2, head = min(candidates, key=lambda candidate: candidate[0])
+    temperature = calibration.temperature_fit(head.logits(val_x), val_y)
+    head = calibration.head_scaled(head, temperature)
+    val_probabilities = head.probabilities(val_x)
+    threshold = None if classes != 2 else threshold_choose(val_probabilities, val_y) if settings.choose_threshold else 0.5
+    unsure_below = (
+        None if settings.unsure_precision is None
+        else calibration.unsure_below_choose(val_probabilities, val_y, threshold=threshold,
+                                             precision=settings.unsure_precision)
+    )
+    return FittedHead(head=head, l2=l2, val_log_loss=val_loss, temperature=temperature, threshold=threshold,
+                      unsure_below=unsure_below)
 
 
 def training_data_check(examples: Sequence[Example], class_names: Sequence[str]) -> None:
@@ -62,6 +116,43 @@ def training_data_check(examples: Sequence[Example], class_names: Sequence[str])
         raise NotTrainable("The validation split is empty; re-split the dataset so some photos are in val.")
 
 
+def cache_namespace(backbone: backbones.Backbone, augment: int = 0) -> str:
+    """Everything a cached embedding depends on besides the photo."""
+    plain = f"{backbone.name}-{backbone.input_size}-p{preprocess.VERSION}"
+    return f"{plain}-aug{augment}-a{AUGMENT_VERSION}" if augment else plain
+
+
+def embeddings_all(
+    examples: Sequence[Example],
+    *,
+    backbone: backbones.Backbone | backbones.Combined,
+    bases: tuple,
+    cache_root: Path,
+    augment: int = 0,
+    on_progress: Callable[[float], None] = lambda fraction: None,
+) -> tuple[np.ndarray, int]:
+    """(photos, 2 + augment views, features): the plain views (as is, mirrored), then the augmented
+    ones; a combined backbone's components side by side. Also how many entries were computed."""
+    from classifier.ml.model import build_embedder
+
+    jobs = [(component, base, 0) for component, base in zip(backbone.components, bases)]
+    jobs += [(component, base, augment) for component, base in zip(backbone.components, bases) if augment]
+    per_job, computed = [], 0
+    for index, (component, base, count) in enumerate(jobs):
+        vectors, fresh = embeddings_compute(
+            examples, embedder=build_embedder(component, base), input_size=component.input_size,
+            cache=EmbeddingCache(cache_root, cache_namespace(component, count)),
+            **({"views": augmented_views(count)} if count else {}),
+            on_progress=lambda done, total, index=index: on_progress((index + done / max(total, 1)) / len(jobs)),
+        )
+        per_job.append(vectors)
+        computed = max(computed, fresh)
+    plain = np.concatenate(per_job[: len(backbone.components)], axis=2)
+    if not augment:
+        return plain, computed
+    return np.concatenate([plain, np.concatenate(per_job[len(backbone.components) :], axis=2)], axis=1), computed
+
+
 def model_train(
     *,
     examples: Sequence[Example],
@@ -74,60 +165,72 @@ def model_train(
 ) -> TrainOutcome:
     """Train, evaluate and export into `directory`; raises NotTrainable, WeightsUnavailable, ParityError."""
     from classifier.ml.export import artifacts_write, metadata_write, parity_check, tflite_for_head
-    from classifier.ml.model import build_classifier, build_embedder
+    from classifier.ml.model import build_bases, build_classifier
 
     training_data_check(examples, class_names)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     backbone = backbones.backbone_get(settings.backbone)
-    base = backbones.build_base(backbone)
-    embedder = build_embedder(backbone, base)
-    cache = EmbeddingCache(cache_root, f"{backbone.name}-{backbone.input_size}-p{preprocess.VERSION}")
-    vectors, computed = embeddings_compute(
-        examples, embedder=embedder, input_size=backbone.input_size, cache=cache,
-        on_progress=lambda done, total: on_progress("embeddings", done / max(total, 1)),
+    bases = build_bases(backbone)
+    vectors, computed = embeddings_all(
+        examples, backbone=backbone, bases=bases, cache_root=cache_root, augment=settings.augment,
+        on_progress=lambda fraction: on_progress("embeddings", fraction),
     )
     timings["embeddings"], clock = time.perf_counter() - clock, time.perf_counter()
 
     labels = np.array([e.label for e in examples])
     splits = np.array([e.split for e in examples])
     train, val, test = (splits == name for name in ("train", "val", "test"))
-    train_x = np.concatenate([vectors[train, 0], vectors[train, 1]]) if settings.flip else vectors[train, 0]
-    train_y = np.concatenate([labels[train], labels[train]]) if settings.flip else labels[train]
-    candidates = []
-    for index, l2 in enumerate(settings.l2_grid):
-        head = head_fit(train_x, train_y, classes=len(class_names), l2=l2, steps=settings.epochs)
-        candidates.append((log_loss(head.probabilities(vectors[val, 0]), labels[val]), l2, head))
-        on_progress("head", (index + 1) / len(settings.l2_grid))
-    val_loss, l2, head = min(candidates, key=lambda candidate: candidate[0])
+    views = [0, *([1] if settings.flip else []), *range(2, vectors.shape[1])]
+    fitted = head_train(
+        np.concatenate([vectors[train, view] for view in views]), np.tile(labels[train], len(views)),
+        vectors[val, 0], labels[val], classes=len(class_names), settings=settings,
+        on_progress=lambda fraction: on_progress("head", fraction),
+    )
+    head, threshold = fitted.head, fitted.threshold
     timings["head"], clock = time.perf_counter() - clock, time.perf_counter()
 
     keys = [e.key for e in examples]
+    groups = [e.group for e in examples]
     probabilities = head.probabilities(vectors[:, 0])
-    threshold = threshold_choose(probabilities[val], labels[val]) if len(class_names) == 2 else None
+    unscaled = softmax(head.logits(vectors[:, 0]) * fitted.temperature)  # the head's own, before the temperature
     metrics = {
         split: evaluate(
             probabilities[mask], labels[mask], class_names=list(class_names), threshold=threshold,
             keys=[k for k, m in zip(keys, mask) if m],
+            groups=[g for g, m in zip(groups, mask) if m] if any(groups) else None,
+            unsure_below=fitted.unsure_below,
         )
         for split, mask in (("train", train), ("val", val), ("test", test))
         if mask.any()
     }
     metrics["train"].pop("misclassified", None)
-    metrics["head"] = {"l2": l2, "val_log_loss": round(val_loss, 4)}
+    metrics["head"] = {"l2": fitted.l2, "val_log_loss": round(fitted.val_log_loss, 4)}
+    decided = decide(probabilities, threshold)
+    metrics["calibration"] = {
+        "temperature": round(fitted.temperature, 4),
+        "unsure_below": fitted.unsure_below,
+        **{
+            f"ece_{split}_{when}": round(calibration.calibration_error(
+                scores[mask, decided[mask]], decided[mask] == labels[mask]), 4)
+            for split, mask in (("val", val), ("test", test)) if mask.any()
+            for when, scores in (("before", unscaled), ("after", probabilities))
+        },
+    }
     metrics["embeddings_computed"] = computed
     on_progress("evaluation", 1.0)
     timings["evaluation"], clock = time.perf_counter() - clock, time.perf_counter()
 
     def classifier_with(weights):
-        return build_classifier(backbone, weights.kernel, weights.bias, base)
+        return build_classifier(backbone, weights.kernel, weights.bias, bases)
 
     classifier = classifier_with(head)
+    namespaces = "+".join(cache_namespace(component) for component in backbone.components)
     tflite = tflite_for_head(
         build_classifier=classifier_with,
         head=head,
         template_dir=Path(cache_root) / "tflite-templates",
-        template_key=f"{cache.directory.name}-{len(class_names)}classes-tf{tensorflow_version()}",
+        template_key=f"{namespaces}-{len(class_names)}classes-tf{tensorflow_version()}",
     )
     version_metadata = {
         **metadata,
@@ -136,6 +239,8 @@ def model_train(
         "input_size": backbone.input_size,
         "preprocess_version": preprocess.VERSION,
         "threshold": threshold,
+        "unsure_below": fitted.unsure_below,
+        "temperature": fitted.temperature,
         "positive_label": class_names[1] if threshold is not None else None,
         "settings": settings.as_dict(),
         "metrics": metrics,
@@ -153,7 +258,8 @@ def model_train(
     metadata_write(directory, version_metadata)
     on_progress("export", 1.0)
     timings["export"] = time.perf_counter() - clock
-    return TrainOutcome(metrics=metrics, threshold=threshold, paths=paths, timings=timings)
+    return TrainOutcome(metrics=metrics, threshold=threshold, paths=paths, timings=timings,
+                        unsure_below=fitted.unsure_below, temperature=fitted.temperature)
 
 
 def tensorflow_version() -> str:
