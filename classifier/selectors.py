@@ -37,7 +37,7 @@ def training_examples(*, dataset: Dataset) -> tuple[list[Example], list[str]]:
     examples = [
         Example(
             key=image.sha256, read=partial(file_read, file=image.file), label=index[image.label.name],
-            split=image.split,
+            split=image.split, group=image.group or None,
         )
         for image in images
     ]
@@ -91,8 +91,9 @@ def artifact_path(*, version: ModelVersion) -> Path:
 
 
 def version_report(*, version: ModelVersion) -> dict | None:
-    """What the version page shows: scores per split, per-class test scores, confusion matrices,
-    and the misclassified photos (linked to the dataset images, when they still exist)."""
+    """What the version page shows: scores per split (with coverage when it may say "unsure"),
+    per-class test scores, accuracy per group (worst first), calibration error, confusion
+    matrices, and the misclassified photos (linked to the dataset images, when they still exist)."""
     metrics = version.metrics
     splits = [split for split in ("train", "val", "test") if split in metrics]
     if not splits:
@@ -103,9 +104,15 @@ def version_report(*, version: ModelVersion) -> dict | None:
     return {
         "splits": [
             {"name": split, "count": metrics[split]["count"], "accuracy": metrics[split]["accuracy"],
-             "roc_auc": metrics[split].get("roc_auc")}
+             "roc_auc": metrics[split].get("roc_auc"), "coverage": metrics[split].get("coverage"),
+             "answered_accuracy": metrics[split].get("answered_accuracy")}
             for split in splits
         ],
+        "per_group": [
+            {"split": split, "rows": [{"group": group, **scores} for group, scores in metrics[split]["per_group"].items()]}
+            for split in evaluated if metrics[split].get("per_group")
+        ],
+        "calibration": metrics.get("calibration") or {},
         "per_class": [
             {"label": label, **scores} for label, scores in (metrics.get("test") or metrics["val"])["per_class"].items()
         ],

@@ -67,6 +67,37 @@ def test_train_command_retrain_activate_and_roll_back(small_dataset, keras_home,
 
 
 @pytest.mark.django_db
+def test_train_output_and_the_version_page_report_labels_and_the_worst_groups_first(
+    small_dataset, keras_home, staff_client
+):
+    juice = small_dataset.images.filter(group="juice")
+    assert juice.exists()  # the fixture's photos carry KINDS.tsv's groups
+    output = train(small_dataset)
+    version = ModelVersion.objects.get(dataset=small_dataset)
+    for split in ("val", "test"):
+        groups = version.metrics[split]["per_group"]
+        accuracies = [scores["accuracy"] for scores in groups.values()]
+        assert accuracies == sorted(accuracies) and set(groups) <= {"latte_art", "imagenet_other", "cat", "juice"}
+        lines = output.splitlines()
+        heading = next(i for i, line in enumerate(lines) if line.startswith("group, worst first") and f"({split})" in line)
+        table = lines[heading + 1:]
+        worst, scores = next(iter(groups.items()))
+        assert table[0] == f"{worst[:20]:20} {scores['accuracy']:9.2%} {scores['count']:7d}"
+        assert f"precision  recall     F1 images  ({split})" in output  # per label, val and test
+        answered = version.metrics[split]["answered_accuracy"]
+        assert f"{version.metrics[split]['coverage']:.1%}" in output.split(f"\n{split} ")[1].splitlines()[0]
+        assert answered is None or f"{answered:.2%}" in output.split(f"\n{split} ")[1].splitlines()[0]
+    calibration = version.metrics["calibration"]
+    assert f"calibration error (val): {calibration['ece_val_before']:.2%} before" in output
+
+    page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
+    table = page[page.index('<table class="groups-test">'):]
+    rows = table[: table.index("</table>")].split("<tr>")[2:]
+    assert [row.split("<td>")[1].split("</td>")[0] for row in rows] == list(version.metrics["test"]["per_group"])
+    assert "Per group (val), worst first" in page and "Calibration error: validation" in page
+
+
+@pytest.mark.django_db
 def test_a_failed_training_is_recorded_and_leaves_the_active_version(small_dataset, keras_home, media_root):
     train(small_dataset, "--activate")
     active = ModelVersion.objects.get(is_active=True)
