@@ -15,20 +15,20 @@ from django.utils import timezone
 from classifier.ml.embeddings import Example
 from classifier.models import ModelVersion, PredictionJob
 from dataset.models import Dataset, DatasetImage
-from dataset.selectors import file_read
+from dataset.selectors import file_read, near_duplicate_groups
 
 logger = logging.getLogger(__name__)
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 TRAINING_SPLITS = (DatasetImage.Split.TRAIN, DatasetImage.Split.VAL, DatasetImage.Split.TEST)
 
 
-def training_examples(*, dataset: Dataset) -> tuple[list[Example], list[str]]:
-    """Labelled, included photos in train/val/test, and the class names in output order.
+def training_examples(*, dataset: Dataset, splits=TRAINING_SPLITS) -> tuple[list[Example], list[str]]:
+    """Labelled, included photos in `splits` (train/val/test), and the class names in output order.
 
     Classes are the labels that have such photos, sorted by name, so the order is stable.
     """
     images = list(
-        dataset.images.filter(excluded=False, label__isnull=False, split__in=TRAINING_SPLITS)
+        dataset.images.filter(excluded=False, label__isnull=False, split__in=splits)
         .select_related("label")
         .order_by("sha256")
     )
@@ -42,6 +42,19 @@ def training_examples(*, dataset: Dataset) -> tuple[list[Example], list[str]]:
         for image in images
     ]
     return examples, class_names
+
+
+def near_duplicate_clusters(*, dataset: Dataset, keys: list[str]) -> list[int]:
+    """A cluster index per photo (by sha256, in the order of `keys`), shared by near-duplicates
+    (the same picture resized or re-encoded, by perceptual hash)."""
+    rows = list(dataset.images.filter(sha256__in=keys).values_list("pk", "dataset_id", "perceptual_hash", "sha256"))
+    sha_of = {pk: sha256 for pk, _, _, sha256 in rows}
+    cluster_of = {
+        sha_of[pk]: index
+        for index, members in enumerate(near_duplicate_groups(rows=[row[:3] for row in rows]))
+        for pk in members
+    }
+    return [cluster_of[key] for key in keys]
 
 
 def active_version(*, dataset: Dataset) -> ModelVersion | None:
