@@ -103,6 +103,10 @@ class Prediction(Schema):
     label: str | None
     confidence: float | None
     probabilities: dict[str, float]
+    decision: Literal["answered", "unsure"] | None = Field(
+        description="“unsure” when the confidence is below what the version trusts: the label is then only the "
+        "likelier one; null while not answered (and for answers older than this field)."
+    )
     version: int | None
     heatmap: list[list[float]]
     error: str | None
@@ -246,6 +250,7 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
         "confidence": job.confidence,
         # by label: the worker's order (the model's) and the database's (jsonb's) then agree
         "probabilities": dict(sorted((job.probabilities or {}).items())),
+        "decision": job.decision or None,
         "version": job.version_number,
         "heatmap": job.heatmap or [],
         # the stored error is for curators (admin, logs); the public answer is a sentence
