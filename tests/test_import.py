@@ -84,12 +84,12 @@ def test_a_folder_with_kinds_tsv_imports_groups_and_a_reimport_fills_them_in(pho
     DatasetImage.objects.filter(original_name="not_coffee/cat.jpg").update(group="cat_by_hand")
     write(photo_folder / "not_coffee" / "tea.jpg", jpeg("astronaut"))
     write(photo_folder / "KINDS.tsv", (
-        "file\tkind\n"
-        "coffee/mug.jpg\tcoffee_mug\n"
-        "not_coffee/cat.jpg\tcat\n"
-        "not_coffee/tea.jpg\ttea_cup\n"
-        "not_coffee/gone.jpg\tsoup\n"  # not in the folder: ignored
-    ).encode())
+        b"file\tkind\n"
+        b"coffee/mug.jpg\tcoffee_mug\n"
+        b"not_coffee/cat.jpg\tcat\n"
+        b"not_coffee/tea.jpg\ttea_cup\n"
+        b"not_coffee/gone.jpg\tsoup\n"  # not in the folder: ignored
+    ))
     output = run_import(photo_folder, "--dataset", "coffee")
     assert "coffee: 1 imported, 4 duplicates skipped, 1 rejected." in output
     assert "Groups from KINDS.tsv: 1 new photos given theirs; 1 photos imported before without a group got " \

@@ -62,10 +62,14 @@ def report(dataset: Dataset, result: dict, seed: int) -> str:
         return f"{what[:width]:{width}} {model_value:>12} {baseline_value:>12}"
 
     lines = [
-        f"Cross-validation of {dataset.slug}: {result['photos']} photos ({result['clusters']} near-duplicate "
-        f"clusters), {result['folds']} folds, seed {seed}",
-        f"model: {model['backbone']}, trained as `train` trains a version (L2, temperature, threshold and "
-        "“unsure” chosen on an inner validation split)",
+        (
+            f"Cross-validation of {dataset.slug}: {result['photos']} photos ({result['clusters']} near-duplicate "
+            f"clusters), {result['folds']} folds, seed {seed}"
+        ),
+        (
+            f"model: {model['backbone']}, trained as `train` trains a version (L2, temperature, threshold and "
+            "“unsure” chosen on an inner validation split)"
+        ),
         f"baseline: {baseline['backbone']} frozen embeddings + logistic regression, no augmentation, threshold 0.5",
         row("", "model", "baseline"),
         row("accuracy", percent(model["accuracy"]), percent(baseline["accuracy"])),
