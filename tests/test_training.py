@@ -128,9 +128,13 @@ def test_training_refuses_data_it_cannot_learn_from(dataset, demo_photos):
 
 
 @pytest.mark.django_db
-def test_predict_command_answers_per_file_with_the_active_or_given_version(small_dataset, keras_home, tmp_path):
+def test_predict_command_answers_per_file_with_the_active_or_given_version(small_dataset, keras_home, tmp_path,
+                                                                          media_root):
     train(small_dataset, "--activate")
     train(small_dataset)
+    for number, unsure_below in ((1, 0.0), (2, 1.01)):  # version 1 trusts every answer, version 2 none
+        metadata = media_root / ModelVersion.objects.get(number=number).artifact_dir / "metadata.json"
+        metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "unsure_below": unsure_below}))
     folder = tmp_path / "photos"
     folder.mkdir()
     photos = [image.file for image in DatasetImage.objects.filter(split="test")[:3]]
@@ -145,10 +149,15 @@ def test_predict_command_answers_per_file_with_the_active_or_given_version(small
     for record in records:
         assert record["label"] in ("coffee", "not_coffee")
         assert record["confidence"] == max(record["probabilities"].values())
+        assert record["decision"] == "answered"
         assert record["preprocess_ms"] > 0 and record["inference_ms"] > 0
     out = io.StringIO()
     call_command("predict", str(folder), "--version", "2", "--json", stdout=out)
-    assert {json.loads(line)["version"] for line in out.getvalue().splitlines()} == {2}
+    assert {(json.loads(line)["version"], json.loads(line)["decision"]) for line in out.getvalue().splitlines()} \
+        == {(2, "unsure")}
+    out = io.StringIO()
+    call_command("predict", str(folder), "--version", "2", stdout=out)
+    assert out.getvalue().count(", not sure, version 2)") == 3
 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not really")
