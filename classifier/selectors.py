@@ -152,6 +152,12 @@ def versions_comparison(*, versions: list[ModelVersion]) -> list[tuple[str, list
     def split_value(version, split, key):
         return (version.metrics.get(split) or {}).get(key)
 
+    def worst_group(version, split) -> str | None:
+        """"matcha: 50.00 % of 4": the group of lowest accuracy (metrics list them worst first)."""
+        for group, scores in (split_value(version, split, "per_group") or {}).items():
+            return f"{group}: {scores['accuracy']:.2%} of {scores['count']}"
+        return None
+
     rows = [
         ("Status", [v.get_status_display() for v in versions]),
         ("Active", ["yes" if v.is_active else "no" for v in versions]),
@@ -165,6 +171,10 @@ def versions_comparison(*, versions: list[ModelVersion]) -> list[tuple[str, list
         rows.append((f"{split} images", [split_value(v, split, "count") for v in versions]))
         rows.append((f"{split} accuracy", [split_value(v, split, "accuracy") for v in versions]))
         rows.append((f"{split} ROC AUC", [split_value(v, split, "roc_auc") for v in versions]))
+        if split != "train":
+            rows.append((f"{split} answered (not unsure)", [split_value(v, split, "coverage") for v in versions]))
+            rows.append((f"{split} accuracy answered", [split_value(v, split, "answered_accuracy") for v in versions]))
+            rows.append((f"{split} worst group", [worst_group(v, split) for v in versions]))
     labels = sorted({label for v in versions for label in (v.metrics.get("test") or {}).get("per_class", {})})
     for label in labels:
         for score in ("precision", "recall", "f1"):

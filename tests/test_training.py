@@ -218,3 +218,21 @@ def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client
         reverse("admin:classifier_modelversion_compare") + f"?a={version.pk}&b={second.pk}"
     ).content.decode()
     assert "test accuracy" in compare and "coffee v2" in compare
+
+
+@pytest.mark.django_db
+def test_comparison_shows_coverage_and_the_worst_group_of_each_version(small_dataset, staff_client):
+    def version(number, coverage, worst):
+        return ModelVersion.objects.create(
+            dataset=small_dataset, number=number, backbone=BACKBONE, status=ModelVersion.Status.READY,
+            artifact_dir=f"models/coffee/{number}",
+            metrics={"test": {"count": 8, "accuracy": 0.9, "coverage": coverage, "answered_accuracy": 1.0,
+                              "per_group": {worst: {"count": 4, "accuracy": 0.5}, "cat": {"count": 4, "accuracy": 1.0}}}},
+        )
+
+    first, second = version(1, 0.75, "matcha"), version(2, 0.875, "soup")
+    page = staff_client.get(
+        reverse("admin:classifier_modelversion_compare") + f"?a={first.pk}&b={second.pk}"
+    ).content.decode()
+    assert "<tr><th>test answered (not unsure)</th><td>0.75</td><td>0.875</td></tr>" in page
+    assert "<tr><th>test worst group</th><td>matcha: 50.00% of 4</td><td>soup: 50.00% of 4</td></tr>" in page
