@@ -97,6 +97,8 @@ def cross_validation(cache_dir: Path, source: Path, folds: int = 5) -> dict:
 
 
 def main():
+    from classifier.ml.backbones import DEFAULT_BACKBONE
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "data" / "coffee-or-not")
     parser.add_argument("--backbones", default="mobilenet_v2,mobilenet_v2_035,mobilenet_025")
@@ -135,7 +137,7 @@ def main():
         result = version_metrics(env, 2)
         added = re.search(r"(\d+) imported", imported).group(1)
         print(
-            f"retrain mobilenet_v2 after {added} new photos: "
+            f"retrain {DEFAULT_BACKBONE} (the default) after {added} new photos: "
             f"{seconds:.1f} s wall ({result['seconds']:.1f} s in training), "
             f"{result['metrics']['embeddings_computed']} embeddings computed, test {result['metrics']['test']['accuracy']:.2%}"
         )
