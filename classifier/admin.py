@@ -154,9 +154,10 @@ class FeedbackFilter(admin.SimpleListFilter):
 
 @admin.register(PredictionJob)
 class PredictionJobAdmin(admin.ModelAdmin):
-    list_display = ("photo", "queued_at", "dataset", "status", "label", "confidence_display", "model_version",
-                    "feedback", "feedback_label", "took_ms")
-    list_filter = ("status", "dataset", "label", "model_version", FeedbackFilter)
+    list_display = ("photo", "queued_at", "dataset", "status", "label", "decision", "confidence_display",
+                    "model_version", "feedback", "feedback_label", "took_ms")
+    # "unsure" answers first among the filters: they are the photos a curator should label first
+    list_filter = ("decision", "status", "dataset", "label", "model_version", FeedbackFilter)
     list_select_related = ("dataset", "model_version__dataset", "feedback_label")
     search_fields = ("id", "label", "error", "worker")
     actions = ["add_to_dataset"]

@@ -185,6 +185,7 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
         "confidence": job.confidence,
         # by label: the worker's order (the model's) and the database's (jsonb's) then agree
         "probabilities": dict(sorted((job.probabilities or {}).items())),
+        "decision": job.decision or None,
         "version": job.version_number,
         "heatmap": job.heatmap or [],
         # the stored error is for curators (admin, logs); the public answer is a sentence

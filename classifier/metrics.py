@@ -76,7 +76,7 @@ def prediction_finished(*, job: PredictionJob, version_number: int | None) -> No
     wrote its answer (`job` holds what was written)."""
     dataset = job.dataset.slug
     version = "" if version_number is None else str(version_number)
-    decision = ""  # abstention / review decisions are not made yet
+    decision = job.decision  # "answered", "unsure", or "" for a failed job
     PREDICTIONS.labels(dataset, version, job.label, decision, job.status).inc()
     total = (job.finished_at - job.queued_at).total_seconds()
     PREDICTION_SECONDS.labels(dataset).observe(total)

@@ -69,6 +69,10 @@ class PredictionJob(models.Model):
 
     WAITING = (Status.QUEUED, Status.RUNNING)  # not answered yet
 
+    class Decision(models.TextChoices):
+        ANSWERED = "answered", "Answered"
+        UNSURE = "unsure", "Unsure"
+
     class Feedback(models.TextChoices):
         NONE = "", "None"
         CORRECT = "correct", "Correct"
@@ -82,6 +86,11 @@ class PredictionJob(models.Model):
     label = models.CharField(max_length=100, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     probabilities = models.JSONField(default=dict, blank=True)
+    decision = models.CharField(
+        max_length=10, choices=Decision.choices, blank=True,
+        help_text="“Unsure” when the answer's confidence is below what its version trusts (its unsure_below); "
+        "blank for jobs answered before versions had one.",
+    )
     heatmap = models.JSONField(default=list, blank=True, help_text="Class activation map of the answer, 0..1.")
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="prediction_jobs"

@@ -26,6 +26,10 @@ class Prediction(Schema):
     label: str | None
     confidence: float | None
     probabilities: dict[str, float]
+    decision: Literal["answered", "unsure"] | None = Field(
+        description="“unsure” when the confidence is below what the version trusts: the label is then only the "
+        "likelier one; null while not answered (and for answers older than this field)."
+    )
     version: int | None
     heatmap: list[list[float]]
     error: str | None

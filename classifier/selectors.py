@@ -15,20 +15,20 @@ from django.utils import timezone
 from classifier.ml.embeddings import Example
 from classifier.models import ModelVersion, PredictionJob
 from dataset.models import Dataset, DatasetImage
-from dataset.selectors import file_read
+from dataset.selectors import file_read, near_duplicate_groups
 
 logger = logging.getLogger(__name__)
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 TRAINING_SPLITS = (DatasetImage.Split.TRAIN, DatasetImage.Split.VAL, DatasetImage.Split.TEST)
 
 
-def training_examples(*, dataset: Dataset) -> tuple[list[Example], list[str]]:
-    """Labelled, included photos in train/val/test, and the class names in output order.
+def training_examples(*, dataset: Dataset, splits=TRAINING_SPLITS) -> tuple[list[Example], list[str]]:
+    """Labelled, included photos in `splits` (train/val/test), and the class names in output order.
 
     Classes are the labels that have such photos, sorted by name, so the order is stable.
     """
     images = list(
-        dataset.images.filter(excluded=False, label__isnull=False, split__in=TRAINING_SPLITS)
+        dataset.images.filter(excluded=False, label__isnull=False, split__in=splits)
         .select_related("label")
         .order_by("sha256")
     )
@@ -37,11 +37,24 @@ def training_examples(*, dataset: Dataset) -> tuple[list[Example], list[str]]:
     examples = [
         Example(
             key=image.sha256, read=partial(file_read, file=image.file), label=index[image.label.name],
-            split=image.split,
+            split=image.split, group=image.group or None,
         )
         for image in images
     ]
     return examples, class_names
+
+
+def near_duplicate_clusters(*, dataset: Dataset, keys: list[str]) -> list[int]:
+    """A cluster index per photo (by sha256, in the order of `keys`), shared by near-duplicates
+    (the same picture resized or re-encoded, by perceptual hash)."""
+    rows = list(dataset.images.filter(sha256__in=keys).values_list("pk", "dataset_id", "perceptual_hash", "sha256"))
+    sha_of = {pk: sha256 for pk, _, _, sha256 in rows}
+    cluster_of = {
+        sha_of[pk]: index
+        for index, members in enumerate(near_duplicate_groups(rows=[row[:3] for row in rows]))
+        for pk in members
+    }
+    return [cluster_of[key] for key in keys]
 
 
 def active_version(*, dataset: Dataset) -> ModelVersion | None:
@@ -91,8 +104,9 @@ def artifact_path(*, version: ModelVersion) -> Path:
 
 
 def version_report(*, version: ModelVersion) -> dict | None:
-    """What the version page shows: scores per split, per-class test scores, confusion matrices,
-    and the misclassified photos (linked to the dataset images, when they still exist)."""
+    """What the version page shows: scores per split (with coverage when it may say "unsure"),
+    per-class test scores, accuracy per group (worst first), calibration error, confusion
+    matrices, and the misclassified photos (linked to the dataset images, when they still exist)."""
     metrics = version.metrics
     splits = [split for split in ("train", "val", "test") if split in metrics]
     if not splits:
@@ -103,9 +117,15 @@ def version_report(*, version: ModelVersion) -> dict | None:
     return {
         "splits": [
             {"name": split, "count": metrics[split]["count"], "accuracy": metrics[split]["accuracy"],
-             "roc_auc": metrics[split].get("roc_auc")}
+             "roc_auc": metrics[split].get("roc_auc"), "coverage": metrics[split].get("coverage"),
+             "answered_accuracy": metrics[split].get("answered_accuracy")}
             for split in splits
         ],
+        "per_group": [
+            {"split": split, "rows": [{"group": group, **scores} for group, scores in metrics[split]["per_group"].items()]}
+            for split in evaluated if metrics[split].get("per_group")
+        ],
+        "calibration": metrics.get("calibration") or {},
         "per_class": [
             {"label": label, **scores} for label, scores in (metrics.get("test") or metrics["val"])["per_class"].items()
         ],
@@ -132,6 +152,12 @@ def versions_comparison(*, versions: list[ModelVersion]) -> list[tuple[str, list
     def split_value(version, split, key):
         return (version.metrics.get(split) or {}).get(key)
 
+    def worst_group(version, split) -> str | None:
+        """"matcha: 50.00 % of 4": the group of lowest accuracy (metrics list them worst first)."""
+        for group, scores in (split_value(version, split, "per_group") or {}).items():
+            return f"{group}: {scores['accuracy']:.2%} of {scores['count']}"
+        return None
+
     rows = [
         ("Status", [v.get_status_display() for v in versions]),
         ("Active", ["yes" if v.is_active else "no" for v in versions]),
@@ -145,6 +171,10 @@ def versions_comparison(*, versions: list[ModelVersion]) -> list[tuple[str, list
         rows.append((f"{split} images", [split_value(v, split, "count") for v in versions]))
         rows.append((f"{split} accuracy", [split_value(v, split, "accuracy") for v in versions]))
         rows.append((f"{split} ROC AUC", [split_value(v, split, "roc_auc") for v in versions]))
+        if split != "train":
+            rows.append((f"{split} answered (not unsure)", [split_value(v, split, "coverage") for v in versions]))
+            rows.append((f"{split} accuracy answered", [split_value(v, split, "answered_accuracy") for v in versions]))
+            rows.append((f"{split} worst group", [worst_group(v, split) for v in versions]))
     labels = sorted({label for v in versions for label in (v.metrics.get("test") or {}).get("per_class", {})})
     for label in labels:
         for score in ("precision", "recall", "f1"):

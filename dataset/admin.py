@@ -11,8 +11,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.views.decorators.cache import cache_control
 
-from dataset import imports, selectors, services
-from dataset.forms import ExcludeForm, ImportForm, ResplitForm, SetLabelForm, SetSplitForm
+from dataset import groups, imports, selectors, services
+from dataset.forms import ExcludeForm, ImportForm, ResplitForm, SetGroupForm, SetLabelForm, SetSplitForm
 from dataset.imaging import thumbnail_jpeg
 from dataset.models import Dataset, DatasetImage, ImportRun, Label
 from dataset.selectors import file_read
@@ -219,15 +219,19 @@ class NearDuplicateFilter(admin.SimpleListFilter):
 
 @admin.register(DatasetImage)
 class DatasetImageAdmin(admin.ModelAdmin):
-    list_display = ("thumbnail", "__str__", "dataset", "label", "split", "source", "excluded", "size", "created_at")
+    list_display = (
+        "thumbnail", "__str__", "dataset", "label", "group", "split", "source", "excluded", "size", "created_at",
+    )
     list_display_links = ("thumbnail", "__str__")
-    list_filter = ("dataset", ("label__name", LabelNameFilter), "split", "source", "excluded", NearDuplicateFilter)
+    list_filter = (
+        "dataset", ("label__name", LabelNameFilter), "group", "split", "source", "excluded", NearDuplicateFilter,
+    )
     list_select_related = ("dataset", "label")
-    search_fields = ("original_name", "sha256", "label__name", "exclusion_reason")
+    search_fields = ("original_name", "sha256", "label__name", "group", "exclusion_reason")
     list_per_page = 60
-    actions = ["set_label", "set_split", "exclude_images", "include_images", "resplit"]
+    actions = ["set_label", "set_group", "set_split", "exclude_images", "include_images", "resplit"]
     fields = (
-        "preview", "near_duplicates", "dataset", "label", "split", "excluded", "exclusion_reason", "original_name",
+        "preview", "near_duplicates", "dataset", "label", "group", "split", "excluded", "exclusion_reason", "original_name",
         "source", "size", "image_format", "sha256", "perceptual_hash", "created_at", "updated_at",
     )
     readonly_fields = (
@@ -405,6 +409,17 @@ class DatasetImageAdmin(admin.ModelAdmin):
         return self.form_action(
             request, queryset, form_class=SetLabelForm, dataset=datasets[0], action="set_label",
             title="Set the label of these images", button="Set label", apply=apply,
+        )
+
+    @admin.action(description="Set group…", permissions=["change"])
+    def set_group(self, request, queryset):
+        def apply(data):
+            count = groups.dataset_images_set_group(images=queryset, group=data["group"])
+            return f"{count} images now in the group {data['group'] or '(none)'}."
+
+        return self.form_action(
+            request, queryset, form_class=SetGroupForm, action="set_group",
+            title="Set the group of these images", button="Set group", apply=apply,
         )
 
     @admin.action(description="Set split…", permissions=["change"])

@@ -67,6 +67,13 @@ class SetSplitForm(forms.Form):
     split = forms.ChoiceField(choices=DatasetImage.Split.choices)
 
 
+class SetGroupForm(forms.Form):
+    group = forms.CharField(
+        required=False, max_length=DatasetImage._meta.get_field("group").max_length,
+        help_text="A short tag of what the photos show, e.g. matcha or latte_art; empty removes it.",
+    )
+
+
 class ExcludeForm(forms.Form):
     reason = forms.CharField(required=False, max_length=255, help_text="Why, for the next curator (optional).")
 

@@ -68,6 +68,10 @@ class DatasetImage(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.UPLOAD)
     excluded = models.BooleanField(default=False, help_text="Excluded images are kept but never used for training.")
     exclusion_reason = models.CharField(max_length=255, blank=True)
+    group = models.CharField(
+        max_length=50, blank=True, db_index=True,
+        help_text="A short tag of what the photo shows (matcha, latte_art…): evaluations report accuracy per group.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from classifier.models import ModelVersion
-from dataset import services
+from dataset import groups, services
 from dataset.models import Dataset, DatasetImage, Label
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,8 +73,16 @@ def dataset(db):
     return Dataset.objects.create(name="Coffee or not", slug="coffee")
 
 
+def demo_groups() -> dict[str, str]:
+    """{"coffee/latte_0000.jpg": "latte_art", …}: the demo photos' KINDS.tsv, if it is there."""
+    table = django_settings.DEMO_DATA_DIR / groups.DEFAULT_GROUPS_FILE
+    return groups.groups_file_read(path=table) if table.is_file() else {}
+
+
 def import_photos(dataset: Dataset, demo_photos: dict, per_split: dict[str, int], offset: int = 0) -> None:
-    """Import the same real photos every time: for each label, per_split[split] photos per split."""
+    """Import the same real photos every time: for each label, per_split[split] photos per split,
+    each with its group from KINDS.tsv."""
+    kinds = demo_groups()
     for label_name, paths in demo_photos.items():
         label = Label.objects.get_or_create(dataset=dataset, name=label_name)[0]
         # every 7th photo, so both sources of each label (latte art, web photos…) are represented
@@ -82,10 +90,12 @@ def import_photos(dataset: Dataset, demo_photos: dict, per_split: dict[str, int]
         for split, count in per_split.items():
             for _ in range(count):
                 path = next(chosen)
-                services.dataset_image_create(
+                image = services.dataset_image_create(
                     dataset=dataset, data=path.read_bytes(), name=path.name, label=label, split=split,
                     source=DatasetImage.Source.IMPORT,
                 )
+                image.group = kinds.get(f"{path.parent.name}/{path.name}", "")
+                image.save(update_fields=["group"])
 
 
 @pytest.fixture

@@ -207,6 +207,25 @@ def test_set_label_refuses_a_label_of_another_dataset(staff_client, images):
     assert not DatasetImage.objects.filter(label=foreign).exists()
 
 
+def test_groups_are_shown_filtered_searched_edited_and_set_in_bulk(staff_client, images):
+    response = post_action(staff_client, "set_group", images[:2], apply="1", group=" matcha ")
+    assert "2 images now in the group matcha." in messages_of(response)
+    assert list(DatasetImage.objects.filter(group="matcha").order_by("pk")) == images[:2]
+    assert sorted(staff_client.get(CHANGELIST, {"group": "matcha"}).context["cl"].result_list, key=lambda i: i.pk) \
+        == images[:2]
+    assert len(staff_client.get(CHANGELIST, {"q": "matcha"}).context["cl"].result_list) == 2
+    page = staff_client.get(CHANGELIST).content.decode()
+    assert "By group" in page and '<td class="field-group">matcha</td>' in page
+    change = reverse("admin:dataset_datasetimage_change", args=[images[2].pk])
+    form = staff_client.get(change).context["adminform"].form
+    assert "group" in form.fields
+    data = {name: value for name, value in form.initial.items() if name in form.fields and value is not None}
+    staff_client.post(change, {**data, "group": "tea_cup"})
+    assert DatasetImage.objects.get(pk=images[2].pk).group == "tea_cup"
+    post_action(staff_client, "set_group", images[:1], apply="1", group="")
+    assert DatasetImage.objects.get(pk=images[0].pk).group == ""
+
+
 def test_set_split_exclude_and_include(staff_client, images):
     post_action(staff_client, "set_split", images[:2], apply="1", split="test")
     assert DatasetImage.objects.filter(split="test").count() == 2

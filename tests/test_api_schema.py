@@ -117,7 +117,7 @@ def test_existing_jobs_answer_generated_reads_and_feedback_as_the_schema_says(ap
     waiting = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("rocket", size=(64, 48)))
     answered = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg("chelsea", size=(64, 48)))
     PredictionJob.objects.filter(pk=answered.pk).update(
-        status=PredictionJob.Status.DONE, label="coffee", confidence=0.9,
+        status=PredictionJob.Status.DONE, label="coffee", confidence=0.9, decision="unsure",
         probabilities={"coffee": 0.9, "not_coffee": 0.1}, heatmap=[[0.0, 1.0]], model_version=active_model,
     )
     operations = [

@@ -78,6 +78,48 @@ def test_folder_import_creates_dataset_labels_and_images_once(photo_folder, medi
     assert len(list((media_root / "datasets").rglob("*.*"))) == 4
 
 
+def test_a_folder_with_kinds_tsv_imports_groups_and_a_reimport_fills_them_in(photo_folder):
+    run_import(photo_folder, "--dataset", "coffee")  # before the folder had a table: no groups
+    assert set(DatasetImage.objects.values_list("group", flat=True)) == {""}
+    DatasetImage.objects.filter(original_name="not_coffee/cat.jpg").update(group="cat_by_hand")
+    write(photo_folder / "not_coffee" / "tea.jpg", jpeg("astronaut"))
+    write(photo_folder / "KINDS.tsv", (
+        b"file\tkind\n"
+        b"coffee/mug.jpg\tcoffee_mug\n"
+        b"not_coffee/cat.jpg\tcat\n"
+        b"not_coffee/tea.jpg\ttea_cup\n"
+        b"not_coffee/gone.jpg\tsoup\n"  # not in the folder: ignored
+    ))
+    output = run_import(photo_folder, "--dataset", "coffee")
+    assert "coffee: 1 imported, 4 duplicates skipped, 1 rejected." in output
+    assert "Groups from KINDS.tsv: 1 new photos given theirs; 1 photos imported before without a group got " \
+           "theirs now" in output
+    assert dict(DatasetImage.objects.values_list("original_name", "group")) == {
+        "coffee/mug.jpg": "coffee_mug",
+        "coffee/nested/cup.png": "",  # not in the table
+        "not_coffee/cat.jpg": "cat_by_hand",  # a curator's group is kept
+        "not_coffee/rocket.webp": "",
+        "not_coffee/tea.jpg": "tea_cup",
+    }
+    assert "0 new photos given theirs; 0 photos imported before" in run_import(photo_folder, "--dataset", "coffee")
+
+
+def test_a_groups_file_given_with_path_and_group_columns(photo_folder, tmp_path):
+    table = write(tmp_path / "groups.tsv", b"path\tgroup\tnote\nnot_coffee/rocket.webp\t  space  \tbig\n")
+    output = run_import(photo_folder, "--dataset", "coffee", "--groups", str(table))
+    assert "Groups from groups.tsv: 1 new photos given theirs" in output
+    assert list(DatasetImage.objects.exclude(group="").values_list("original_name", "group")) == [
+        ("not_coffee/rocket.webp", "space")
+    ]
+    write(table, b"name\tlabel\nx.jpg\tcoffee\n")
+    with pytest.raises(CommandError, match="groups.tsv needs a header with the columns file and kind"):
+        run_import(photo_folder, "--dataset", "other", "--groups", str(table))
+    write(table, b"file\tkind\nx.jpg\t" + b"x" * 51 + b"\n")
+    with pytest.raises(CommandError, match="groups.tsv, line 2: The group .* is longer than 50 characters"):
+        run_import(photo_folder, "--dataset", "other", "--groups", str(table))
+    assert not Dataset.objects.filter(slug="other").exists()  # refused before anything is imported
+
+
 def test_top_level_files_take_the_label_option(tmp_path):
     write(tmp_path / "a.jpg", jpeg("coffee"))
     run_import(tmp_path, "--dataset", "mugs", "--label", "coffee", "--split", "train")

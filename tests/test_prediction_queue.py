@@ -5,7 +5,10 @@ REDIS_TEST_URL), uploads real photos and reads the answers back the way a browse
 """
 
 import io
+import json
+import math
 import os
+import re
 import signal
 import time
 
@@ -115,6 +118,11 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_is_finished_once(trained, sta
 
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def js_round(value: float) -> int:
+    """JavaScript's Math.round: halves round up."""
+    return math.floor(value + 0.5)
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -123,6 +131,17 @@ def test_a_person_uploads_a_photo_sees_the_answer_and_gives_feedback(trained, st
                                                                      ml_cache_root, demo_photos):
     from playwright.sync_api import expect, sync_playwright
 
+    # the version trusts its answer for the most confident of these photos, not for the least
+    version = ModelVersion.objects.get(dataset=trained, is_active=True)
+    predictor = Predictor(selectors.artifact_path(version=version))
+    candidates = sorted(demo_photos["coffee"][5:40:5] + demo_photos["not_coffee"][5:40:5],
+                        key=lambda path: predictor.predict(path.read_bytes()).confidence)
+    doubtful, sure = candidates[0], candidates[-1]
+    metadata = selectors.artifact_path(version=version) / "metadata.json"
+    metadata.write_text(json.dumps({
+        **predictor.metadata, "unsure_below": predictor.predict(sure.read_bytes()).confidence,
+    }))
+    assert predictor.predict(doubtful.read_bytes()).confidence < predictor.predict(sure.read_bytes()).confidence
     start_qcluster()
     ARTIFACTS.mkdir(exist_ok=True)
     with web_server(media_root, ml_cache_root, {}) as base, sync_playwright() as playwright:
@@ -133,7 +152,7 @@ def test_a_person_uploads_a_photo_sees_the_answer_and_gives_feedback(trained, st
         page = browser.new_page(viewport={"width": 1000, "height": 900})
         page.goto(base + "/")
         expect(page.locator("#model-version")).to_have_text("1")
-        page.set_input_files("#image", str(demo_photos["coffee"][5]))
+        page.set_input_files("#image", str(sure))
         expect(page.locator("#answer")).to_be_visible(timeout=30_000)
         label = page.locator("#label").inner_text()
         assert label in ("coffee", "not coffee")
@@ -152,7 +171,19 @@ def test_a_person_uploads_a_photo_sees_the_answer_and_gives_feedback(trained, st
         page.set_input_files("#image", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"})
         expect(page.locator("#error")).to_contain_text("is not an image")
         expect(page.locator("#recent li")).to_have_count(1)
+
+        page.set_input_files("#image", str(doubtful))
+        expect(page.locator("#label")).to_have_text(
+            re.compile(r"Not sure: looks a little more like (coffee|not coffee), \d+(\.\d)? %"), timeout=30_000
+        )
+        expect(page.locator("#recent li").first).to_contain_text("not sure, maybe ")
+        page.screenshot(path=str(ARTIFACTS / "upload-page-unsure.png"), full_page=True)
+        unsure_text = page.locator("#label").inner_text()
         browser.close()
-    job = PredictionJob.objects.get(status="done")
+    job = PredictionJob.objects.get(status="done", decision="answered")
     assert (job.feedback, job.feedback_label.name) == ("wrong", "not_coffee")
-    assert PredictionJob.objects.count() == 1  # the refused file left no job
+    assert label == job.label.replace("_", " ")
+    unsure = PredictionJob.objects.get(decision="unsure")
+    assert unsure_text == (f"Not sure: looks a little more like {unsure.label.replace('_', ' ')}, "
+                           f"{js_round(unsure.confidence * 1000) / 10:g} %")
+    assert PredictionJob.objects.count() == 2  # the refused file left no job

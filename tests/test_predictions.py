@@ -6,6 +6,7 @@ called directly on the job the web side created.
 
 import datetime
 import io
+import json
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from classifier import notifications, tasks
 from classifier.ml import preprocess
 from classifier.ml.predictor import model_input_message
 from classifier.models import ModelVersion, PredictionJob
+from classifier.services import predictions
 from classifier.services.maintenance import prediction_job_ids_in_broker
 from classifier.services.predictions import (
     MODEL_INPUT_FROM_WEB_BYTES,
@@ -81,6 +83,48 @@ def test_upload_is_queued_answered_and_read_back(client, active_model, media_roo
     assert len(answer["heatmap"]) == 7 and max(map(max, answer["heatmap"])) == 1.0
     assert answer["inference_ms"] > 0 and answer["total_ms"] >= answer["inference_ms"]
     assert client.get(answer["image_url"])["Content-Type"] == "image/jpeg"
+
+
+def version_trusts_from(version: ModelVersion, media_root, unsure_below: float) -> None:
+    """Rewrite the test's own version's metadata.json with another "unsure" confidence, and drop the
+    process's cached predictor, so the next job reads it."""
+    path = media_root / version.artifact_dir / "metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "unsure_below": unsure_below}))
+    predictions._predictor = None
+
+
+def test_an_answer_below_the_versions_confidence_is_unsure_in_the_job_the_api_and_the_admin(
+    client, staff_client, active_model, media_root, demo_photos, monkeypatch
+):
+    monkeypatch.setattr(predictions, "_predictor", None)
+    client.get("/")
+    data = demo_photos["not_coffee"][3].read_bytes()
+    version_trusts_from(active_model, media_root, 0.0)
+    assert upload(client, data).status_code == 202
+    run_queued_jobs()
+    answered = PredictionJob.objects.get()
+    assert answered.status == "done" and answered.decision == "answered"
+    # the same photo, to a version that trusts only answers a hair more confident than this one
+    version_trusts_from(active_model, media_root, float(np.nextafter(answered.confidence, 2.0)))
+    unsure_id = upload(client, data).json()["id"]
+    run_queued_jobs()
+    unsure = PredictionJob.objects.get(pk=unsure_id)
+    assert unsure.decision == "unsure" and unsure.label == answered.label
+    assert unsure.probabilities == answered.probabilities  # the answer is the same; only the trust differs
+
+    body = client.get(f"{API}/{unsure.pk}").json()
+    assert (body["decision"], body["label"], body["confidence"]) == ("unsure", unsure.label, unsure.confidence)
+    assert client.get(f"{API}/{answered.pk}").json()["decision"] == "answered"
+    waiting = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
+    assert client.get(f"{API}/{waiting.pk}").json()["decision"] is None  # not answered yet
+    assert f"not sure, maybe {unsure.label}" in client.get("/").content.decode()  # the page's recent photos
+
+    changelist = reverse("admin:classifier_predictionjob_changelist")
+    page = staff_client.get(changelist, {"decision__exact": "unsure"})
+    assert [job.pk for job in page.context["cl"].result_list] == [unsure.pk]
+    assert "By decision" in page.content.decode()
+    answered_only = staff_client.get(changelist, {"decision__exact": "answered"}).context["cl"].result_list
+    assert [job.pk for job in answered_only] == [answered.pk]
 
 
 def test_a_job_is_answered_once_however_often_it_is_delivered(active_model, demo_photos):

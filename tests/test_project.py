@@ -60,7 +60,7 @@ def test_django_start_up_imports_no_tensorflow():
         "from django.urls import resolve; resolve('/admin/');"
         "import dataset.admin, dataset.services, classifier.admin, classifier.services.training, classifier.services.predictions, classifier.services.maintenance, classifier.tasks;"
         "from django.core.management import load_command_class;"
-        "[load_command_class(app, name) for app, name in (('classifier', 'train'), ('classifier', 'predict'))];"
+        "[load_command_class(app, name) for app, name in (('classifier', 'train'), ('classifier', 'predict'), ('classifier', 'evaluate'))];"
         "loaded = [m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules];"
         "print(loaded); sys.exit(1 if loaded else 0)"
     )
@@ -134,6 +134,8 @@ def test_demo_setup_imports_the_demo_photos_and_trains_version_1(settings, tmp_p
     version = ModelVersion.objects.get(dataset=dataset)
     assert (version.number, version.status, version.is_active) == (1, ModelVersion.Status.READY, True)
     assert "coffee v1 is now active." in out.getvalue()
+    # the folder's KINDS.tsv gives the photos their groups, with no option
+    assert dataset.images.filter(group="").count() == 0 and dataset.images.filter(group="matcha").exists()
 
     call_command("demo_setup", "--no-progress", stdout=io.StringIO())
     assert ModelVersion.objects.count() == 1  # nothing is trained twice

@@ -67,6 +67,37 @@ def test_train_command_retrain_activate_and_roll_back(small_dataset, keras_home,
 
 
 @pytest.mark.django_db
+def test_train_output_and_the_version_page_report_labels_and_the_worst_groups_first(
+    small_dataset, keras_home, staff_client
+):
+    juice = small_dataset.images.filter(group="juice")
+    assert juice.exists()  # the fixture's photos carry KINDS.tsv's groups
+    output = train(small_dataset)
+    version = ModelVersion.objects.get(dataset=small_dataset)
+    for split in ("val", "test"):
+        groups = version.metrics[split]["per_group"]
+        accuracies = [scores["accuracy"] for scores in groups.values()]
+        assert accuracies == sorted(accuracies) and set(groups) <= {"latte_art", "imagenet_other", "cat", "juice"}
+        lines = output.splitlines()
+        heading = next(i for i, line in enumerate(lines) if line.startswith("group, worst first") and f"({split})" in line)
+        table = lines[heading + 1:]
+        worst, scores = next(iter(groups.items()))
+        assert table[0] == f"{worst[:20]:20} {scores['accuracy']:9.2%} {scores['count']:7d}"
+        assert f"precision  recall     F1 images  ({split})" in output  # per label, val and test
+        answered = version.metrics[split]["answered_accuracy"]
+        assert f"{version.metrics[split]['coverage']:.1%}" in output.split(f"\n{split} ")[1].splitlines()[0]
+        assert answered is None or f"{answered:.2%}" in output.split(f"\n{split} ")[1].splitlines()[0]
+    calibration = version.metrics["calibration"]
+    assert f"calibration error (val): {calibration['ece_val_before']:.2%} before" in output
+
+    page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
+    table = page[page.index('<table class="groups-test">'):]
+    rows = table[: table.index("</table>")].split("<tr>")[2:]
+    assert [row.split("<td>")[1].split("</td>")[0] for row in rows] == list(version.metrics["test"]["per_group"])
+    assert "Per group (val), worst first" in page and "Calibration error: validation" in page
+
+
+@pytest.mark.django_db
 def test_a_failed_training_is_recorded_and_leaves_the_active_version(small_dataset, keras_home, media_root):
     train(small_dataset, "--activate")
     active = ModelVersion.objects.get(is_active=True)
@@ -97,9 +128,13 @@ def test_training_refuses_data_it_cannot_learn_from(dataset, demo_photos):
 
 
 @pytest.mark.django_db
-def test_predict_command_answers_per_file_with_the_active_or_given_version(small_dataset, keras_home, tmp_path):
+def test_predict_command_answers_per_file_with_the_active_or_given_version(small_dataset, keras_home, tmp_path,
+                                                                          media_root):
     train(small_dataset, "--activate")
     train(small_dataset)
+    for number, unsure_below in ((1, 0.0), (2, 1.01)):  # version 1 trusts every answer, version 2 none
+        metadata = media_root / ModelVersion.objects.get(number=number).artifact_dir / "metadata.json"
+        metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "unsure_below": unsure_below}))
     folder = tmp_path / "photos"
     folder.mkdir()
     photos = [image.file for image in DatasetImage.objects.filter(split="test")[:3]]
@@ -114,10 +149,15 @@ def test_predict_command_answers_per_file_with_the_active_or_given_version(small
     for record in records:
         assert record["label"] in ("coffee", "not_coffee")
         assert record["confidence"] == max(record["probabilities"].values())
+        assert record["decision"] == "answered"
         assert record["preprocess_ms"] > 0 and record["inference_ms"] > 0
     out = io.StringIO()
     call_command("predict", str(folder), "--version", "2", "--json", stdout=out)
-    assert {json.loads(line)["version"] for line in out.getvalue().splitlines()} == {2}
+    assert {(json.loads(line)["version"], json.loads(line)["decision"]) for line in out.getvalue().splitlines()} \
+        == {(2, "unsure")}
+    out = io.StringIO()
+    call_command("predict", str(folder), "--version", "2", stdout=out)
+    assert out.getvalue().count(", not sure, version 2)") == 3
 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not really")
@@ -182,3 +222,21 @@ def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client
         reverse("admin:classifier_modelversion_compare") + f"?a={version.pk}&b={second.pk}"
     ).content.decode()
     assert "test accuracy" in compare and "coffee v2" in compare
+
+
+@pytest.mark.django_db
+def test_comparison_shows_coverage_and_the_worst_group_of_each_version(small_dataset, staff_client):
+    def version(number, coverage, worst):
+        return ModelVersion.objects.create(
+            dataset=small_dataset, number=number, backbone=BACKBONE, status=ModelVersion.Status.READY,
+            artifact_dir=f"models/coffee/{number}",
+            metrics={"test": {"count": 8, "accuracy": 0.9, "coverage": coverage, "answered_accuracy": 1.0,
+                              "per_group": {worst: {"count": 4, "accuracy": 0.5}, "cat": {"count": 4, "accuracy": 1.0}}}},
+        )
+
+    first, second = version(1, 0.75, "matcha"), version(2, 0.875, "soup")
+    page = staff_client.get(
+        reverse("admin:classifier_modelversion_compare") + f"?a={first.pk}&b={second.pk}"
+    ).content.decode()
+    assert "<tr><th>test answered (not unsure)</th><td>0.75</td><td>0.875</td></tr>" in page
+    assert "<tr><th>test worst group</th><td>matcha: 50.00% of 4</td><td>soup: 50.00% of 4</td></tr>" in page

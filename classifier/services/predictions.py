@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from classifier import metrics, notifications, selectors
+from classifier.ml.metrics import decision as decision_for
 from classifier.ml.predictor import Predictor, model_input_message
 from classifier.models import ModelVersion, PredictionJob
 from classifier.services.limits import prediction_rate_check
@@ -174,6 +175,9 @@ def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> Pr
             prediction = predictor.predict(file_read(file=job.image))
         else:
             prediction = predictor.predict_model_input(pixels, preprocess_ms=float(model_input["preprocess_ms"]))
+        # "unsure" below the confidence the version trusts (its metadata's unsure_below)
+        decision = decision_for([prediction.probabilities[name] for name in predictor.class_names],
+                                    predictor.metadata)
     except Exception as error:  # the job records every failure; it never vanishes
         logger.exception("Prediction job %s failed", job.pk)
         error_text = f"{type(error).__name__}: {error}"
@@ -185,6 +189,7 @@ def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> Pr
         label=prediction.label,
         confidence=prediction.confidence,
         probabilities=prediction.probabilities,
+        decision=decision,
         heatmap=prediction.heatmap(),
         model_version_id=version.pk,
         preprocess_ms=round(prediction.preprocess_ms, 3),

@@ -72,12 +72,23 @@ async function follow(url) {
   fail("No answer yet; the photo is queued and will be answered, reload the page later.");
 }
 
+function percentOf(job) {
+  return Math.round(job.confidence * 1000) / 10;
+}
+
+// The answer in words: the label, or, when the model is unsure, which label it leans to and how much.
+function answerText(job) {
+  const label = job.label.replaceAll("_", " ");
+  return job.decision === "unsure" ? `Not sure: looks a little more like ${label}, ${percentOf(job)} %` : label;
+}
+
 function answer(job) {
   current = job;
   show($("status"), false);
   show($("answer"), true);
-  $("label").textContent = job.label.replaceAll("_", " ");
-  const percent = Math.round(job.confidence * 1000) / 10;
+  $("label").textContent = answerText(job);
+  $("answer").classList.toggle("unsure", job.decision === "unsure");
+  const percent = percentOf(job);
   $("confidence").textContent = `${percent} %`;
   $("confidence-fill").style.width = `${percent}%`;
   $("confidence-bar").setAttribute("aria-valuenow", percent);
@@ -110,7 +121,8 @@ function remember(job) {
   list.querySelector(".empty")?.remove();
   const item = document.createElement("li");
   const time = new Date(job.queued_at).toLocaleTimeString();
-  item.textContent = `${job.label} (${Math.round(job.confidence * 1000) / 10} %) · v${job.version} · ${time}`;
+  const what = job.decision === "unsure" ? `not sure, maybe ${job.label}` : job.label;
+  item.textContent = `${what} (${percentOf(job)} %) · v${job.version} · ${time}`;
   list.prepend(item);
 }
 

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier import selectors
+from classifier.ml import metrics
 from classifier.ml.predictor import Predictor
 from dataset.models import Dataset
 from dataset.sources import is_skipped
@@ -59,6 +60,9 @@ class Command(BaseCommand):
                     label=prediction.label,
                     confidence=round(prediction.confidence, 6),
                     probabilities={name: round(p, 6) for name, p in prediction.probabilities.items()},
+                    decision=metrics.decision(
+                        [prediction.probabilities[name] for name in predictor.class_names], predictor.metadata
+                    ),
                     version=model_version.number,
                     preprocess_ms=round(prediction.preprocess_ms, 3),
                     inference_ms=round(prediction.inference_ms, 3),
@@ -71,7 +75,8 @@ class Command(BaseCommand):
 def as_text(record: dict) -> str:
     if "error" in record:
         return f"{record['path']}: {record['error']}"
-    return f"{record['path']}: {record['label']} ({record['confidence']:.1%}, version {record['version']})"
+    unsure = ", not sure" if record["decision"] == metrics.UNSURE else ""
+    return f"{record['path']}: {record['label']} ({record['confidence']:.1%}{unsure}, version {record['version']})"
 
 
 def files_of(paths: list[Path]):

@@ -11,6 +11,7 @@ from classifier.services.training import model_version_activate, model_version_r
 from dataset.models import Dataset
 
 BAR = "{desc} {bar} {n:3.0f}% [{elapsed}<{remaining}]"  # a percentage, no rate ("%/s" means nothing)
+GROUPS_SHOWN = 12
 
 
 class Command(BaseCommand):
@@ -63,17 +64,38 @@ def metrics_table(version: ModelVersion) -> str:
             f"threshold {version.threshold if version.threshold is not None else 'argmax'}, "
             f"TFLite {metrics['tflite_bytes'] / 1e6:.1f} MB, parity {metrics['parity_max_abs_diff']:.1e}"
         ),
-        f"{'split':6} {'images':>6} {'accuracy':>9} {'ROC AUC':>8}",
+        f"{'split':6} {'images':>6} {'accuracy':>9} {'ROC AUC':>8} {'answered':>9} {'accuracy answered':>18}",
     ]
     for split in ("train", "val", "test"):
         if split in metrics:
-            auc = metrics[split].get("roc_auc")
+            scores = metrics[split]
+            auc, coverage, answered = (scores.get(key) for key in ("roc_auc", "coverage", "answered_accuracy"))
             lines.append(
-                f"{split:6} {metrics[split]['count']:6d} {metrics[split]['accuracy']:9.2%} "
-                f"{'' if auc is None else f'{auc:8.4f}'}"
+                f"{split:6} {scores['count']:6d} {scores['accuracy']:9.2%} {'–' if auc is None else f'{auc:.4f}':>8} "
+                f"{'–' if coverage is None else f'{coverage:.1%}':>9} {'–' if answered is None else f'{answered:.2%}':>18}"
             )
-    if "test" in metrics:
-        lines.append(f"{'label':20} {'precision':>9} {'recall':>7} {'F1':>6}  (test)")
-        for label, scores in metrics["test"]["per_class"].items():
-            lines.append(f"{label[:20]:20} {scores['precision']:9.2%} {scores['recall']:7.2%} {scores['f1']:6.3f}")
+    calibration = metrics.get("calibration") or {}
+    for split in ("val", "test"):
+        if f"ece_{split}_before" in calibration:
+            lines.append(
+                f"calibration error ({split}): {calibration[f'ece_{split}_before']:.2%} before, "
+                f"{calibration[f'ece_{split}_after']:.2%} after temperature {calibration['temperature']:.2f}"
+            )
+    if calibration.get("unsure_below"):
+        lines.append(f"answers below {calibration['unsure_below']:.1%} confidence are “unsure”")
+    for split in ("val", "test"):
+        if split not in metrics:
+            continue
+        lines.append(f"{'label':20} {'precision':>9} {'recall':>7} {'F1':>6} {'images':>6}  ({split})")
+        for label, scores in metrics[split]["per_class"].items():
+            lines.append(
+                f"{label[:20]:20} {scores['precision']:9.2%} {scores['recall']:7.2%} {scores['f1']:6.3f} "
+                f"{scores['support']:6d}"
+            )
+        if metrics[split].get("per_group"):
+            lines.append(f"{'group, worst first':20} {'accuracy':>9} {'images':>7}  ({split})")
+            for group, scores in list(metrics[split]["per_group"].items())[:GROUPS_SHOWN]:
+                lines.append(f"{group[:20]:20} {scores['accuracy']:9.2%} {scores['count']:7d}")
+            if len(metrics[split]["per_group"]) > GROUPS_SHOWN:
+                lines.append(f"… and {len(metrics[split]['per_group']) - GROUPS_SHOWN} more groups (the version's page)")
     return "\n".join(lines)
