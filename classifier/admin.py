@@ -16,7 +16,7 @@ from classifier.services.maintenance import datasets_classifier_data_delete, pre
 from classifier.services.predictions import prediction_jobs_add_to_dataset
 from classifier.services.training import model_version_activate, model_version_request
 from classifier.templatetags.classifier_format import percentage
-from dataset.admin import DatasetAdmin, import_report_show
+from dataset.admin.datasets import DatasetAdmin, import_report_show
 from dataset.models import Dataset
 from dataset.validation import human_size
 

@@ -177,7 +177,7 @@ def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> Pr
             prediction = predictor.predict_model_input(pixels, preprocess_ms=float(model_input["preprocess_ms"]))
         # "unsure" below the confidence the version trusts (its metadata's unsure_below)
         decision = decision_for([prediction.probabilities[name] for name in predictor.class_names],
-                                    predictor.metadata)
+                                predictor.metadata)
     except Exception as error:  # the job records every failure; it never vanishes
         logger.exception("Prediction job %s failed", job.pk)
         error_text = f"{type(error).__name__}: {error}"
