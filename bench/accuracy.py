@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from classifier.ml import backbones, calibration, metrics
+from classifier.ml.crossval import folds_assign
 from classifier.ml.embeddings import Example
 from classifier.ml.head import head_fit, softmax
 from classifier.ml.train import TrainSettings, embeddings_all, head_train
@@ -122,24 +123,6 @@ def near_duplicate_clusters(hashes: list[int], max_bits: int) -> np.ndarray:
             parent[root(int(j))] = root(i)
     roots = [root(i) for i in range(len(values))]
     return np.unique(roots, return_inverse=True)[1]
-
-
-def cluster_folds(labels: np.ndarray, clusters: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Fold index per photo: whole clusters, largest first (ties shuffled), each to the fold with the
-    fewest photos of its label so far, so every fold has about the same share of each label."""
-    rng = np.random.default_rng(seed)
-    ids = np.unique(clusters)
-    sizes = np.bincount(clusters)
-    order = sorted(rng.permutation(ids), key=lambda c: -sizes[c])
-    counts = np.zeros((folds, labels.max() + 1), int)
-    fold_of = np.empty(len(labels), int)
-    for cluster in order:
-        members = np.flatnonzero(clusters == cluster)
-        label = np.bincount(labels[members]).argmax()
-        fold = int(np.lexsort((counts.sum(axis=1), counts[:, label]))[0])
-        fold_of[members] = fold
-        counts[fold] += np.bincount(labels[members], minlength=counts.shape[1])
-    return fold_of
 
 
 def photos(source: Path) -> tuple[list[Path], list[str], np.ndarray, list[str]]:
@@ -234,7 +217,7 @@ def fine_tuned(top_template, inputs: np.ndarray, others: np.ndarray, labels: np.
 
 def split_inner(labels: np.ndarray, clusters: np.ndarray, seed: int) -> np.ndarray:
     """True for the photos of an inner validation split: one sixth, whole clusters, per label."""
-    return cluster_folds(labels, clusters, 6, seed) == 0
+    return folds_assign(labels, clusters, folds=6, seed=seed) == 0
 
 
 def cross_validate(config: Config, vectors: np.ndarray, labels: np.ndarray, fold_of: np.ndarray,
@@ -385,7 +368,7 @@ def main():
         if config.fine_tune_epochs:
             tune = activations(config.backbone.split("+")[0], examples, args.cache)
         runs = [cross_validate(config, vectors[(config.backbone, config.augment)], labels,
-                               cluster_folds(labels, clusters, args.folds, seed), clusters, seed, tune)
+                               folds_assign(labels, clusters, folds=args.folds, seed=seed), clusters, seed, tune)
                 for seed in range(args.repeats)]
         summaries = [summary(run, labels, groups, config.plain) for run in runs]
         results[config.name] = average(summaries)
