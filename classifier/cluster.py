@@ -162,6 +162,7 @@ class Supervisor:
                 return f"its sentinel exited with code {self.sentinel.exitcode}"
             if self.watchdog is not None and time.monotonic() >= next_check:
                 next_check = time.monotonic() + self.watch_every_seconds
+                db.close_old_connections()  # as around a request: a connection a database restart broke is replaced
                 try:
                     reason = self.watchdog()
                 except Exception:  # the database is down: nothing to judge by, and no restart would help
