@@ -122,7 +122,7 @@ def version_report(*, version: ModelVersion) -> dict | None:
             for split in splits
         ],
         "per_group": [
-            {"split": split, "rows": [{"group": group, **scores} for group, scores in metrics[split]["per_group"].items()]}
+            {"split": split, "rows": [{"group": group, **scores} for group, scores in worst_first(metrics[split]["per_group"])]}
             for split in evaluated if metrics[split].get("per_group")
         ],
         "calibration": metrics.get("calibration") or {},
@@ -154,7 +154,7 @@ def versions_comparison(*, versions: list[ModelVersion]) -> list[tuple[str, list
 
     def worst_group(version, split) -> str | None:
         """"matcha: 50.00 % of 4": the group of lowest accuracy (metrics list them worst first)."""
-        for group, scores in (split_value(version, split, "per_group") or {}).items():
+        for group, scores in worst_first(split_value(version, split, "per_group") or {}):
             return f"{group}: {scores['accuracy']:.2%} of {scores['count']}"
         return None
 
@@ -269,3 +269,8 @@ def health(*, stall_seconds: float) -> dict:
     if problems:
         report["detail"] = " ".join(problems)
     return report
+
+
+def worst_first(per_group: dict) -> list[tuple[str, dict]]:
+    """(group, scores) lowest accuracy first: PostgreSQL's JSON does not keep the order it was stored in."""
+    return sorted(per_group.items(), key=lambda item: (item[1]["accuracy"], -item[1]["count"], item[0]))

@@ -7,6 +7,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from classifier.ml.backbones import BACKBONES, DEFAULT_BACKBONE
 from classifier.models import ModelVersion
+from classifier.selectors import worst_first
 from classifier.services.training import model_version_activate, model_version_request, model_version_train
 from dataset.models import Dataset
 
@@ -94,7 +95,7 @@ def metrics_table(version: ModelVersion) -> str:
             )
         if metrics[split].get("per_group"):
             lines.append(f"{'group, worst first':20} {'accuracy':>9} {'images':>7}  ({split})")
-            for group, scores in list(metrics[split]["per_group"].items())[:GROUPS_SHOWN]:
+            for group, scores in worst_first(metrics[split]["per_group"])[:GROUPS_SHOWN]:
                 lines.append(f"{group[:20]:20} {scores['accuracy']:9.2%} {scores['count']:7d}")
             if len(metrics[split]["per_group"]) > GROUPS_SHOWN:
                 lines.append(f"… and {len(metrics[split]['per_group']) - GROUPS_SHOWN} more groups (the version's page)")
