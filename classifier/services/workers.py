@@ -16,7 +16,7 @@ from classifier.models import WorkerProcess
 
 _started_at = None
 _jobs_done = 0
-_reported_at = 0.0
+_reported_at: float | None = None  # monotonic time of the last write; None: never written
 _reported_pid = 0
 
 
@@ -33,10 +33,10 @@ def worker_job_done() -> None:
     """Count a job this process finished; write its row when the last write is old enough."""
     global _started_at, _jobs_done, _reported_at, _reported_pid
     if _reported_pid != os.getpid():  # a new process (django-q2 forks and recycles its workers)
-        _started_at, _jobs_done, _reported_at, _reported_pid = timezone.now(), 0, 0.0, os.getpid()
+        _started_at, _jobs_done, _reported_at, _reported_pid = timezone.now(), 0, None, os.getpid()
     _jobs_done += 1
     now = time.monotonic()
-    if now - _reported_at < settings.WORKER_HEARTBEAT_SECONDS:
+    if _reported_at is not None and now - _reported_at < settings.WORKER_HEARTBEAT_SECONDS:
         return
     _reported_at = now
     worker_process_report(jobs_done=_jobs_done, started_at=_started_at)
