@@ -68,7 +68,7 @@ def base_env(system: System = THIS, **extra) -> dict:
     return {
         **os.environ,
         "DATABASE_URL": system.database_url,
-        "MEDIA_ROOT": str(SCRATCH / ("media" if system is THIS else f"media-{system.name}")),
+        "MEDIA_ROOT": str(SCRATCH / ("media" if system.name == "this" else f"media-{system.name}")),
         "ML_CACHE_DIR": str(SCRATCH / "cache"),
         "KERAS_HOME": os.environ.get("KERAS_HOME", str(ROOT.parent / "shared" / "keras")),
         # production settings: DEBUG off (no query log), plain HTTP on loopback
