@@ -1,7 +1,7 @@
 """Serving figures, side by side in one run, client and servers on this machine (loopback).
 
     .venv/bin/python bench/serve.py [--requests 300] [--seconds 15] [--clients 16] [--soak N | --soak-seconds S]
-        [--systems NAME=DIR,…]
+        [--systems NAME=DIR,…] [--peers sync,keras,seed,bentoml,celery]
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench,
 dropped and re-created) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
@@ -14,9 +14,16 @@ Prepares a dataset from the demo photos, trains and activates mobilenet_v2, then
 - naive Keras view: the Keras model loaded once per process, `predict` in the request;
 - seed design: the Keras model loaded inside each request;
 - BentoML: the sync view's Predictor in a BentoML service (bench/bentoml_service.py, 2 workers), run
-  by BENTOML_PYTHON (default .venv-bentoml/bin/python: BentoML is no project dependency).
+  by BENTOML_PYTHON (default .venv-bentoml/bin/python: BentoML is no project dependency);
+- Celery: Django + Celery 5 with the same guarantees (bench/celery_peer: the job row in the same
+  database, acks_late and reject_on_worker_lost, the model loaded once per worker process), gunicorn
+  (2 processes × 8 threads) waiting on `AsyncResult.get`, a prefork worker of 2 processes, Redis
+  broker and results on BENCH_CELERY_REDIS_URL (default redis://127.0.0.1:6379/15, flushed), run
+  by CELERY_PYTHON (default .venv-celery/bin/python: `python3.11 -m venv .venv-celery`, then
+  `.venv-celery/bin/python -m pip install -r bench/requirements-celery.txt`).
 For each: latency at 1 client (p50, p99), then throughput at N clients for a fixed time, and
-failed requests; for the system also jobs lost (not done) and worker RSS before and after.
+failed requests; for the system and Celery also jobs lost (not done), worker RSS before and after
+and the CPU time each process group spends per answer.
 `--systems` measures other checkouts of this project beside this one, each on its own database
 and media folder, one after another for each broker, e.g. a speed-up's with and without:
 `git worktree add /tmp/before <commit>`, then `--systems now=.,before=/tmp/before`.
@@ -47,6 +54,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SOURCE = ROOT.parent / "shared" / "data" / "coffee-or-not"
 SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/coffeeclassifier-bench"))
 BENTOML_PYTHON = os.environ.get("BENTOML_PYTHON", str(ROOT / ".venv-bentoml" / "bin" / "python"))
+CELERY_PYTHON = os.environ.get("CELERY_PYTHON", str(ROOT / ".venv-celery" / "bin" / "python"))
+CELERY_REDIS_URL = os.environ.get("BENCH_CELERY_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @dataclass(frozen=True)
@@ -123,15 +132,15 @@ def process(args, env, cwd: Path = ROOT):
             child.wait()
 
 
-def gunicorn(port: int, env: dict, workers: int, threads: int, system: System = THIS):
-    return process([sys.executable, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}",
+def gunicorn(port: int, env: dict, workers: int, threads: int, system: System = THIS, python: str = sys.executable):
+    return process([python, "-m", "gunicorn", "coffeeclassifier.wsgi", "-b", f"127.0.0.1:{port}",
                     "-w", str(workers), "--threads", str(threads), "--log-level", "warning"], env, system.root)
 
 
-def bentoml_version() -> str | None:
-    """The BentoML in BENTOML_PYTHON, or None when there is none."""
+def package_version(python: str, package: str) -> str | None:
+    """The version of `package` in the venv of `python`, or None when there is none."""
     with contextlib.suppress(OSError):
-        found = subprocess.run([BENTOML_PYTHON, "-c", "import bentoml; print(bentoml.__version__)"],
+        found = subprocess.run([python, "-c", f"import {package}; print({package}.__version__)"],
                                capture_output=True, text=True, check=False)
         if found.returncode == 0:
             return found.stdout.split()[-1]
@@ -144,6 +153,21 @@ def bentoml_serve(port: int, directory: Path):
            "BENTOML_DO_NOT_TRACK": "True"}
     return process([BENTOML_PYTHON, "-m", "bentoml", "serve", "bentoml_service:Classifier", "--working-dir",
                     str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port)], env)
+
+
+@contextlib.contextmanager
+def celery_serve(port: int):
+    """The Celery peer (bench/celery_peer): its gunicorn and its prefork worker, both run by
+    CELERY_PYTHON, on a flushed Redis database; yields (web, worker)."""
+    import redis
+
+    redis.Redis.from_url(CELERY_REDIS_URL).flushdb()
+    env = base_env(DJANGO_SETTINGS_MODULE="bench.celery_peer.settings", BENCH_CELERY_REDIS_URL=CELERY_REDIS_URL)
+    with gunicorn(port, env, workers=2, threads=8, python=CELERY_PYTHON) as web, process(
+        [CELERY_PYTHON, "-m", "celery", "-A", "bench.celery_peer.celery_app", "worker", "--pool", "prefork",
+         "--concurrency", "2", "--loglevel", "warning"], env
+    ) as worker:
+        yield web, worker
 
 
 def wait_ready(url: str, timeout: float = 60):
@@ -364,8 +388,9 @@ def main():
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
     parser.add_argument("--systems", default="this=.",
                         help="Checkouts of this project to measure, NAME=DIR comma-separated; 'this' is this one.")
-    parser.add_argument("--peers", default="sync,keras,seed,bentoml",
-                        help="Which peers to measure, comma-separated from sync, keras, seed, bentoml; empty for none.")
+    parser.add_argument("--peers", default="sync,keras,seed,bentoml,celery",
+                        help="Which peers to measure, comma-separated from sync, keras, seed, bentoml, celery; "
+                             "empty for none.")
     args = parser.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
           flush=True)
@@ -426,10 +451,13 @@ def main():
         "bentoml": ("BentoML, same Predictor", "predict", args.requests, args.seconds),
     }
     for key in (key for key in args.peers.split(",") if key):
+        if key == "celery":
+            celery_peer(photos, count=args.requests, clients=args.clients, seconds=args.seconds)
+            continue
         name, path, count, seconds = peers[key]
         if key != "bentoml":
             label, port, serving = "gunicorn", 8102, gunicorn(8102, peer_env, workers=2, threads=1)
-        elif version := bentoml_version():
+        elif version := package_version(BENTOML_PYTHON, "bentoml"):
             label, port, serving = f"BentoML {version}", 8103, bentoml_serve(8103, directory)
         else:
             print(f"BentoML skipped: none in {BENTOML_PYTHON}; python3.11 -m venv .venv-bentoml, then pip install "
@@ -446,6 +474,34 @@ def main():
             throughput = load.throughput(args.clients, seconds, {"web": family}) if seconds else None
             report(name, latency, throughput,
                    f"  | {label} total RSS {sum(rss_mb(family)):.0f} MB in {len(family)} processes")
+
+
+def celery_peer(photos, *, count: int, clients: int, seconds: float):
+    """The Celery peer measured as the system is: latency, then throughput with the CPU time of
+    each process group per answer, its jobs not done and its worker processes' RSS."""
+    version = package_version(CELERY_PYTHON, "celery")
+    if version is None:
+        print(f"Celery skipped: none in {CELERY_PYTHON}; python3.11 -m venv .venv-celery, then "
+              ".venv-celery/bin/python -m pip install -r bench/requirements-celery.txt (or set CELERY_PYTHON)",
+              flush=True)
+        return
+    not_done_before, total_before = jobs_not_done()
+    with celery_serve(8104) as (web, worker):
+        base = "http://127.0.0.1:8104"
+        wait_ready(f"{base}/readyz")  # any answer (404): gunicorn is up
+        load = Load(peer_call(f"{base}/predict"), photos)
+        load.latency(20)  # warm-up: waits for the worker processes, which load the model as they start
+        workers = cluster_worker_pids(worker.pid)
+        before = rss_mb(workers)
+        processes = {"web": process_family(web.pid), "Celery": process_family(worker.pid),
+                     "PostgreSQL": named_processes("-u", "postgres"), "Redis": named_processes("-x", "redis-server")}
+        latency = load.latency(count)
+        throughput = load.throughput(clients, seconds, processes)
+        time.sleep(2)
+        not_done, total = jobs_not_done()
+        report(f"Celery {version}, redis, get()", latency, throughput,
+               f"  | jobs {total - total_before}, not done {not_done - not_done_before}; worker RSS MB "
+               f"{[round(m) for m in before]} -> {[round(m) for m in rss_mb(workers)]}")
 
 
 def soak(load: Load, workers, clients: int, *, jobs: int = 0, seconds: float = 0):
