@@ -7,8 +7,8 @@ const Heatmap = {
   // [value, red, green, blue, opacity]; between two stops colours are interpolated.
   STOPS: [
     [0.0, 40, 90, 255, 0],
-    [0.35, 40, 120, 255, 0.35],
-    [0.7, 0, 225, 255, 0.7],
+    [0.4, 40, 110, 255, 0.15],
+    [0.7, 0, 225, 255, 0.6],
     [1.0, 200, 255, 40, 0.85],
   ],
 
