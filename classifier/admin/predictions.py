@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.html import format_html
 
+from classifier import selectors
 from classifier.models import PredictionJob
 from classifier.services.maintenance import prediction_jobs_delete
 from classifier.services.predictions import prediction_jobs_add_to_dataset
@@ -44,11 +45,24 @@ def probability_rows(job: PredictionJob) -> list[dict]:
             for name, probability in ranked]
 
 
+class LabelFilter(admin.SimpleListFilter):
+    """The answered label, named as people read it ("not coffee")."""
+
+    title = "label"
+    parameter_name = "label"
+
+    def lookups(self, request, model_admin):
+        return [(name, label_text(name)) for name in selectors.prediction_labels()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(label=self.value()) if self.value() else queryset
+
+
 @admin.register(PredictionJob)
 class PredictionJobAdmin(admin.ModelAdmin):
     list_display = ("photo", "queued_at", "answer", "version", "feedback_display", "took")
     # "unsure" answers first among the filters: they are the photos a curator should label first
-    list_filter = ("decision", "status", "dataset", "label", "model_version", FeedbackFilter)
+    list_filter = ("decision", "status", "dataset", LabelFilter, "model_version", FeedbackFilter)
     list_select_related = ("dataset", "model_version__dataset", "feedback_label")
     search_fields = ("id", "label", "error", "worker")
     actions = ["add_to_dataset"]
@@ -82,7 +96,8 @@ class PredictionJobAdmin(admin.ModelAdmin):
         if job.status != PredictionJob.Status.DONE:
             return job.get_status_display()
         unsure = "unsure, maybe " if job.decision == PredictionJob.Decision.UNSURE else ""
-        return f"{unsure}{label_text(job.label)} ({percentage(job.confidence)})"
+        return format_html('{}{} <span class="nowrap">({})</span>', unsure, label_text(job.label),
+                           percentage(job.confidence))
 
     @admin.display(description="Version", ordering="model_version__number")
     def version(self, job):

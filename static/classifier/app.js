@@ -134,7 +134,8 @@ function answer(job) {
   $("label").textContent = answerText(job);
   $("answer").classList.toggle("unsure", job.decision === "unsure");
   probabilityRows(job);
-  $("confidence").textContent = Format.percent(job.confidence);
+  const sure = `${Format.percent(job.confidence)} sure`;
+  $("confidence").textContent = job.decision === "unsure" ? `only ${sure}, too little to answer` : sure;
   $("version").textContent = job.version;
   $("took").textContent = Format.milliseconds(job.total_ms);
   show($("heatmap-controls"), Heatmap.draw($("heatmap"), job.heatmap));
