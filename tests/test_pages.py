@@ -13,6 +13,7 @@ from classifier.models import ModelVersion, PredictionJob
 from classifier.templatetags.classifier_format import label_text, milliseconds, percentage
 from tests.browser import (
     LAPTOP,
+    PHONE,
     chromium,
     horizontal_overflow,
     needs_chromium,
@@ -121,6 +122,9 @@ def test_a_visitor_and_a_curator_read_answers_in_the_browser(trained, start_qclu
         expect(page.locator("#thanks")).to_contain_text("wrong")
         expect(page.locator("#preview")).to_be_visible()
         screenshots(page, "upload-reopened")
+        page.set_viewport_size(PHONE)
+        assert horizontal_overflow(page) <= 0
+        page.set_viewport_size(LAPTOP)
 
         # keyboard users see where they are
         page.focus("#image")

@@ -68,6 +68,7 @@ class PredictionJobAdmin(admin.ModelAdmin):
     actions = ["add_to_dataset"]
     date_hierarchy = "queued_at"
     change_form_template = "admin/classifier/predictionjob/change_form.html"
+    exclude = ["session_key"]  # it would let whoever reads it act as the visitor who sent the photo
 
     class Media:
         css = {"all": ["classifier/prediction.css"]}
