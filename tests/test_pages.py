@@ -93,6 +93,7 @@ def test_a_visitor_and_a_curator_read_answers_in_the_browser(trained, start_qclu
         choices.first.check()
         page.click("#send-label")
         expect(page.locator("#thanks")).to_contain_text("wrong")
+        expect(page.locator("#recent .recent-item[aria-current]")).to_contain_text("you said wrong")
         screenshots(page, "upload-feedback")
 
         # a file that is no image: a sentence, and no broken photo
@@ -109,11 +110,15 @@ def test_a_visitor_and_a_curator_read_answers_in_the_browser(trained, start_qclu
         unsure_text = page.locator("#label").inner_text()
         expect(page.locator("#recent li").first).to_contain_text("not sure, maybe ")
 
-        # after a reload the recent photos are thumbnails that reopen their answers, feedback and all
-        page.reload()
+        # after a reload the recent photos are thumbnails that reopen their answers, feedback and all,
+        # in the very words the page wrote before it
         recent = page.locator("#recent .recent-item")
+        before = recent.all_inner_texts()
+        page.reload()
         expect(recent).to_have_count(2)
+        assert recent.all_inner_texts() == before
         page.wait_for_function("[...document.querySelectorAll('#recent img')].every((img) => img.naturalWidth > 0)")
+        expect(recent.last).to_contain_text("you said wrong")
         recent.last.click()
         answered_id = recent.last.get_attribute("data-job")
         visitor_session = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")

@@ -187,7 +187,8 @@ async function giveFeedback(correct, label) {
 function recentText(job) {
   if (job.status !== "done") return `${job.status}${job.version ? ` · v${job.version}` : ""}`;
   const unsure = job.decision === "unsure" ? "not sure, maybe " : "";
-  return `${unsure}${Format.label(job.label)} (${Format.percent(job.confidence)}) · v${job.version}`;
+  const said = { correct: " · you said right", wrong: " · you said wrong" }[job.feedback] || "";
+  return `${unsure}${Format.label(job.label)} (${Format.percent(job.confidence)}) · v${job.version}${said}`;
 }
 
 // Adds or updates the job's entry in the recent photos (the server lists them again on a reload).
