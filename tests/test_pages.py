@@ -170,6 +170,7 @@ def test_a_visitor_and_a_curator_read_answers_in_the_browser(trained, start_qclu
         page.goto(f"{base}/api/v1/docs")
         page.wait_for_selector(".opblock", timeout=15_000)
         assert page.locator(".opblock").count() >= 4
+        expect(page.locator(".opblock-summary-description").first).to_have_text("Send a photo")
         screenshots(page, "api-docs")
     assert not missing, missing  # the favicon too
 
