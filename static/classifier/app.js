@@ -19,11 +19,12 @@ function show(element, visible) {
 
 const pause = (seconds) => new Promise((resolve) => setTimeout(resolve, 1000 * seconds));
 
-// The error alone: no photo (a file that is no image would show as a broken one), no answer.
-function fail(message) {
+// The error alone: no photo (a file that is no image would show as a broken one), no answer;
+// an answer already shown stays when `keepAnswer` says so (feedback that could not be sent).
+function fail(message, keepAnswer = false) {
   $("error").textContent = message;
   show($("error"), true);
-  show($("result"), false);
+  if (!keepAnswer) show($("result"), false);
 }
 
 // Starts showing a photo (a file just chosen, or a recent one's address) while its answer comes.
@@ -168,14 +169,19 @@ function askRightLabel() {
 }
 
 async function giveFeedback(correct, label) {
-  const job = current;
-  const response = await fetch(`${form.dataset.api}/${job.id}/feedback`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-    body: JSON.stringify({ correct, label }),
-  });
+  let response;
+  try {
+    response = await fetch(`${form.dataset.api}/${current.id}/feedback`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ correct, label }),
+    });
+  } catch (error) {
+    return fail("The server cannot be reached; try again in a moment.", true);
+  }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) return fail(body.detail || `The server answered ${response.status}.`);
+  if (!response.ok) return fail(body.detail || `The server answered ${response.status}.`, true);
+  show($("error"), false);
   remember(body);
   if (current && current.id === body.id) {
     current = body;
