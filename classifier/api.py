@@ -202,7 +202,7 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
 
 
 @api.post(
-    "/predictions",
+    "/predictions", summary="Send a photo", tags=["predictions"],
     response={200: Prediction, 202: Queued, 400: Error, 401: Error, 403: Error, 404: Error, 429: Error, 503: Error},
 )
 def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "", wait: float = 0):
@@ -242,7 +242,7 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
     return Status(202, {"id": job.pk, "status": job.status, "url": url})
 
 
-@api.get("/predictions/{job_id}",
+@api.get("/predictions/{job_id}", summary="Read a prediction", tags=["predictions"],
          response={200: Prediction, 400: Error, 401: Error, 404: Error, 429: Error, 503: Error},
          url_name="prediction_get")
 def prediction_get(request, job_id: str, wait: float = 0):
@@ -258,7 +258,7 @@ def prediction_get(request, job_id: str, wait: float = 0):
     return Status(200, as_prediction(request, job))
 
 
-@api.post("/predictions/{job_id}/feedback",
+@api.post("/predictions/{job_id}/feedback", summary="Say whether it was right", tags=["predictions"],
           response={200: Prediction, 400: Error, 401: Error, 403: Error, 404: Error, 503: Error})
 def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     """Say whether the answer was right; when wrong, name the right label. Only whoever sent the
@@ -278,7 +278,7 @@ def prediction_feedback(request, job_id: str, feedback: FeedbackIn):
     return Status(200, as_prediction(request, job))  # the service set on it what it wrote
 
 
-@api.get("/models/active", response={200: ActiveModel, 400: Error, 401: Error, 404: Error, 503: Error},
+@api.get("/models/active", summary="The model that answers", tags=["models"], response={200: ActiveModel, 400: Error, 401: Error, 404: Error, 503: Error},
          auth=ApiKey())
 def model_active(request, dataset: str = ""):
     """The version that answers predictions now (with API_KEYS set, for key holders only: the page needs it not)."""

@@ -198,6 +198,11 @@ def prediction_dataset(*, slug: str | None) -> Dataset | None:
     return Dataset.objects.filter(slug=slug).first() if slug else None
 
 
+def prediction_labels() -> list[str]:
+    """The labels jobs were answered with, by name."""
+    return list(PredictionJob.objects.exclude(label="").values_list("label", flat=True).distinct().order_by("label"))
+
+
 def recent_predictions(*, session_key: str, limit: int = 10) -> QuerySet[PredictionJob]:
     if not session_key:
         return PredictionJob.objects.none()

@@ -2,7 +2,8 @@
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
@@ -45,6 +46,13 @@ def prediction_image(request, job_id):
     response = FileResponse(job.image.open("rb"), content_type=CONTENT_TYPES[job.image_format])
     response["Content-Disposition"] = "inline"
     return response
+
+
+@cache_control(max_age=86400)
+@require_GET
+def favicon(request):
+    """Browsers ask /favicon.ico of pages that name no icon (the admin's, the API docs'): the site's icon."""
+    return redirect(static("classifier/favicon.svg"))
 
 
 @never_cache

@@ -11,6 +11,7 @@ admin.site.index_title = "Datasets and models"
 urlpatterns = [
     path("", views.index, name="index"),
     path("predictions/<uuid:job_id>/image", views.prediction_image, name="prediction-image"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("api/v1/", api.urls),

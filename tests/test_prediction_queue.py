@@ -5,10 +5,7 @@ REDIS_TEST_URL), uploads real photos and reads the answers back the way a browse
 """
 
 import io
-import json
-import math
 import os
-import re
 import signal
 import time
 
@@ -21,7 +18,7 @@ from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
 from classifier.services.predictions import prediction_job_create
 from classifier.services.training import model_version_activate
-from tests.conftest import ROOT, wait_for
+from tests.conftest import wait_for
 from tests.photos import jpeg, slow_photo
 from tests.servers import REDIS_TEST_URL, redis_available, web_server
 
@@ -116,74 +113,3 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_is_finished_once(trained, sta
     time.sleep(3)  # a duplicate answer, if any, would land now
     assert PredictionJob.objects.get(pk=job.pk).finished_at == done.finished_at
 
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-def js_round(value: float) -> int:
-    """JavaScript's Math.round: halves round up."""
-    return math.floor(value + 0.5)
-ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-def test_a_person_uploads_a_photo_sees_the_answer_and_gives_feedback(trained, start_qcluster, media_root,
-                                                                     ml_cache_root, demo_photos):
-    from playwright.sync_api import expect, sync_playwright
-
-    # the version trusts its answer for the most confident of these photos, not for the least
-    version = ModelVersion.objects.get(dataset=trained, is_active=True)
-    predictor = Predictor(selectors.artifact_path(version=version))
-    candidates = sorted(demo_photos["coffee"][5:40:5] + demo_photos["not_coffee"][5:40:5],
-                        key=lambda path: predictor.predict(path.read_bytes()).confidence)
-    doubtful, sure = candidates[0], candidates[-1]
-    metadata = selectors.artifact_path(version=version) / "metadata.json"
-    metadata.write_text(json.dumps({
-        **predictor.metadata, "unsure_below": predictor.predict(sure.read_bytes()).confidence,
-    }))
-    assert predictor.predict(doubtful.read_bytes()).confidence < predictor.predict(sure.read_bytes()).confidence
-    start_qcluster()
-    ARTIFACTS.mkdir(exist_ok=True)
-    with web_server(media_root, ml_cache_root, {}) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
-        )
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        page.goto(base + "/")
-        expect(page.locator("#model-version")).to_have_text("1")
-        page.set_input_files("#image", str(sure))
-        expect(page.locator("#answer")).to_be_visible(timeout=30_000)
-        label = page.locator("#label").inner_text()
-        assert label in ("coffee", "not coffee")
-        expect(page.locator("#version")).to_have_text("1")
-        assert page.locator("#confidence").inner_text().endswith("%")
-        page.check("#show-heatmap")
-        expect(page.locator("#heatmap")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "upload-page-answer.png"), full_page=True)
-
-        page.click("#wrong")
-        page.select_option("#label-choice", "not_coffee")
-        page.click("#send-label")
-        expect(page.locator("#thanks")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "upload-page-feedback.png"), full_page=True)
-
-        page.set_input_files("#image", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"})
-        expect(page.locator("#error")).to_contain_text("is not an image")
-        expect(page.locator("#recent li")).to_have_count(1)
-
-        page.set_input_files("#image", str(doubtful))
-        expect(page.locator("#label")).to_have_text(
-            re.compile(r"Not sure: looks a little more like (coffee|not coffee), \d+(\.\d)? %"), timeout=30_000
-        )
-        expect(page.locator("#recent li").first).to_contain_text("not sure, maybe ")
-        page.screenshot(path=str(ARTIFACTS / "upload-page-unsure.png"), full_page=True)
-        unsure_text = page.locator("#label").inner_text()
-        browser.close()
-    job = PredictionJob.objects.get(status="done", decision="answered")
-    assert (job.feedback, job.feedback_label.name) == ("wrong", "not_coffee")
-    assert label == job.label.replace("_", " ")
-    unsure = PredictionJob.objects.get(decision="unsure")
-    assert unsure_text == (f"Not sure: looks a little more like {unsure.label.replace('_', ' ')}, "
-                           f"{js_round(unsure.confidence * 1000) / 10:g} %")
-    assert PredictionJob.objects.count() == 2  # the refused file left no job

@@ -39,6 +39,7 @@ from classifier.services.predictions import (
     shared_broker,
 )
 from classifier.services.training import model_version_activate, model_version_request
+from classifier.templatetags.classifier_format import label_text
 from dataset.models import DatasetImage
 from tests.photos import encode, jpeg, photo, png_declaring
 
@@ -117,7 +118,7 @@ def test_an_answer_below_the_versions_confidence_is_unsure_in_the_job_the_api_an
     assert client.get(f"{API}/{answered.pk}").json()["decision"] == "answered"
     waiting = prediction_job_create(dataset_slug=active_model.dataset.slug, data=jpeg())
     assert client.get(f"{API}/{waiting.pk}").json()["decision"] is None  # not answered yet
-    assert f"not sure, maybe {unsure.label}" in client.get("/").content.decode()  # the page's recent photos
+    assert f"not sure, maybe {label_text(unsure.label)}" in client.get("/").content.decode()  # the page's recent photos
 
     changelist = reverse("admin:classifier_predictionjob_changelist")
     page = staff_client.get(changelist, {"decision__exact": "unsure"})

@@ -1,10 +1,13 @@
-// The upload page: send a photo to the JSON API, wait for the answer, show it, take feedback.
-// No build step: plain modern JavaScript.
+// The upload page: send a photo to the JSON API, wait for the answer, show it, take feedback;
+// the session's recent photos reopen their answers from the same API. Numbers and labels read as
+// format.js says, the heatmap as heatmap.js draws it. No build step: plain modern JavaScript.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const form = $("upload");
+const labels = JSON.parse($("labels").textContent);
 let current = null; // the job being shown
+let shown = 0; // increases with each photo shown, so a late answer for an earlier one is dropped
 
 function csrfToken() {
   return form.querySelector("[name=csrfmiddlewaretoken]").value;
@@ -14,22 +17,39 @@ function show(element, visible) {
   element.hidden = !visible;
 }
 
-function fail(message) {
+const pause = (seconds) => new Promise((resolve) => setTimeout(resolve, 1000 * seconds));
+
+// The error alone: no photo (a file that is no image would show as a broken one), no answer;
+// an answer already shown stays when `keepAnswer` says so (feedback that could not be sent).
+function fail(message, keepAnswer = false) {
   $("error").textContent = message;
   show($("error"), true);
-  show($("status"), false);
+  if (!keepAnswer) show($("result"), false);
 }
 
-async function send(file) {
-  if (!file) return;
+// Starts showing a photo (a file just chosen, or a recent one's address) while its answer comes.
+function open(photoUrl) {
+  shown += 1;
+  current = null;
   show($("error"), false);
   show($("result"), true);
   show($("answer"), false);
   show($("status"), true);
   show($("heatmap"), false);
+  show($("heatmap-controls"), false);
   $("show-heatmap").checked = false;
+  const preview = $("preview");
+  show(preview, false);
+  preview.onload = () => show(preview, true);
+  preview.onerror = () => show(preview, false);
+  if (photoUrl) preview.src = photoUrl; else preview.removeAttribute("src");
+  return shown;
+}
+
+async function send(file) {
+  if (!file) return;
+  const ticket = open(file.type.startsWith("image/") ? URL.createObjectURL(file) : null);
   $("status-text").textContent = "Sending…";
-  $("preview").src = URL.createObjectURL(file);
   const body = new FormData();
   body.append("image", file, file.name || "pasted.png");
   if (form.dataset.dataset) body.append("dataset", form.dataset.dataset);
@@ -43,43 +63,69 @@ async function send(file) {
     return fail("The server cannot be reached; try again in a moment.");
   }
   const job = await response.json().catch(() => ({}));
-  if (response.status === 200) return job.status === "done" ? answer(job) : fail(`The model could not answer: ${job.error}`);
-  if (response.status !== 202) return fail(job.detail || `The server answered ${response.status}.`);
+  if (response.status !== 200 && response.status !== 202) {
+    return fail(job.detail || `The server answered ${response.status}.`);
+  }
+  if (response.status === 200) return settle(job, ticket);
   $("status-text").textContent = "Waiting for the model…";
-  await follow(job.url);
+  await follow(job.id, ticket);
 }
 
-async function follow(url) {
-  for (let attempt = 0; attempt < 60; attempt++) {
+// Asks for the job until it is answered (each ask held by the server up to 10 s).
+async function follow(id, ticket) {
+  for (let attempt = 0; attempt < 60 && ticket === shown; attempt++) {
     let job;
     try {
-      const response = await fetch(`${url}?wait=10`);
+      const response = await fetch(`${form.dataset.api}/${id}?wait=10`);
       job = await response.json();
       if (response.headers.has("Retry-After")) {
         // the server holds as many waiting requests as it can (this browser's or all): ask again later
-        await new Promise((resolve) => setTimeout(resolve, 1000 * (Number(response.headers.get("Retry-After")) || 1)));
+        await pause(Number(response.headers.get("Retry-After")) || 1);
         continue;
       }
-      if (!response.ok) return fail(job.detail || `The server answered ${response.status}.`);
+      if (!response.ok) return ticket === shown && fail(job.detail || `The server answered ${response.status}.`);
     } catch (error) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await pause(1);
       continue;
     }
-    if (job.status === "done") return answer(job);
-    if (job.status === "failed") return fail(`The model could not answer: ${job.error}`);
+    if (job.status === "done" || job.status === "failed") return settle(job, ticket);
     $("status-text").textContent = job.status === "running" ? "The model is looking…" : "Waiting for the model…";
   }
-  fail("No answer yet; the photo is queued and will be answered, reload the page later.");
+  if (ticket === shown) fail("No answer yet; the photo is queued and will be answered, reload the page later.");
 }
 
-function percentOf(job) {
-  return Math.round(job.confidence * 1000) / 10;
+function settle(job, ticket) {
+  if (ticket !== shown) return;
+  remember(job);
+  if (job.status === "failed") return fail(`The model could not answer: ${job.error}`);
+  answer(job);
 }
 
 // The answer in words: the label, or, when the model is unsure, which label it leans to and how much.
 function answerText(job) {
-  const label = job.label.replaceAll("_", " ");
-  return job.decision === "unsure" ? `Not sure: looks a little more like ${label}, ${percentOf(job)} %` : label;
+  const label = Format.label(job.label);
+  return job.decision === "unsure" ? `Not sure: looks a little more like ${label}, ${Format.percent(job.confidence)}` : label;
+}
+
+function probabilityRows(job) {
+  const rows = Object.entries(job.probabilities).sort((a, b) => b[1] - a[1]).map(([name, probability]) => {
+    const row = document.createElement("tr");
+    row.classList.toggle("answered", name === job.label);
+    const heading = document.createElement("th");
+    heading.scope = "row";
+    heading.textContent = Format.label(name);
+    const bar = document.createElement("meter");
+    Object.assign(bar, { min: 0, max: 1, value: probability, textContent: Format.percent(probability) });
+    bar.setAttribute("aria-label", Format.label(name));
+    const figure = document.createElement("td");
+    figure.className = "number";
+    figure.textContent = Format.percent(probability);
+    const cell = document.createElement("td");
+    cell.append(bar);
+    row.append(heading, cell, figure);
+    return row;
+  });
+  $("probabilities").replaceChildren(...rows);
 }
 
 function answer(job) {
@@ -88,54 +134,116 @@ function answer(job) {
   show($("answer"), true);
   $("label").textContent = answerText(job);
   $("answer").classList.toggle("unsure", job.decision === "unsure");
-  const percent = percentOf(job);
-  $("confidence").textContent = `${percent} %`;
-  $("confidence-fill").style.width = `${percent}%`;
-  $("confidence-bar").setAttribute("aria-valuenow", percent);
+  probabilityRows(job);
+  const sure = `${Format.percent(job.confidence)} sure`;
+  $("confidence").textContent = job.decision === "unsure" ? `only ${sure}, too little to answer` : sure;
   $("version").textContent = job.version;
-  $("took").textContent = `${Math.round(job.total_ms)} ms`;
-  for (const id of ["ask", "right", "wrong"]) show($(id), true);
+  $("took").textContent = Format.milliseconds(job.total_ms);
+  show($("heatmap-controls"), Heatmap.draw($("heatmap"), job.heatmap));
+  showFeedback(job.feedback);
+}
+
+function showFeedback(given) {
+  show($("ask-row"), !given);
   show($("correct-label"), false);
-  show($("thanks"), false);
-  drawHeatmap(job.heatmap);
-  remember(job);
+  show($("thanks"), Boolean(given));
+  $("thanks").textContent = given === "correct"
+    ? "Thank you: you said the answer was right."
+    : "Thank you: you said the answer was wrong; a curator can add the photo to the dataset with the right label.";
 }
 
-function drawHeatmap(grid) {
-  const canvas = $("heatmap");
-  if (!grid.length) return;
-  const rows = grid.length, columns = grid[0].length;
-  canvas.width = columns;
-  canvas.height = rows;
-  const context = canvas.getContext("2d");
-  const pixels = context.createImageData(columns, rows);
-  grid.flat().forEach((value, index) => {
-    // transparent where the photo says nothing for the answer, opaque red-orange where it says most
-    pixels.data.set([255, 64, 0, Math.round(190 * value)], index * 4);
+// "Wrong": the labels other than the one answered, none chosen, so a hasty click files nothing.
+function askRightLabel() {
+  const choices = labels.filter((name) => name !== current.label).map((name) => {
+    const choice = document.createElement("label");
+    const radio = Object.assign(document.createElement("input"), { type: "radio", name: "right-label", value: name });
+    radio.addEventListener("change", () => { $("send-label").disabled = false; });
+    choice.append(radio, ` ${Format.label(name)}`);
+    return choice;
   });
-  context.putImageData(pixels, 0, 0);
-}
-
-function remember(job) {
-  const list = $("recent");
-  list.querySelector(".empty")?.remove();
-  const item = document.createElement("li");
-  const time = new Date(job.queued_at).toLocaleTimeString();
-  const what = job.decision === "unsure" ? `not sure, maybe ${job.label}` : job.label;
-  item.textContent = `${what} (${percentOf(job)} %) · v${job.version} · ${time}`;
-  list.prepend(item);
+  $("label-choices").replaceChildren(...choices);
+  $("send-label").disabled = true;
+  show($("ask-row"), false);
+  show($("correct-label"), true);
+  $("label-choices").querySelector("input")?.focus();
 }
 
 async function giveFeedback(correct, label) {
-  const response = await fetch(`${form.dataset.api}/${current.id}/feedback`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-    body: JSON.stringify({ correct, label }),
-  });
+  let response;
+  try {
+    response = await fetch(`${form.dataset.api}/${current.id}/feedback`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ correct, label }),
+    });
+  } catch (error) {
+    return fail("The server cannot be reached; try again in a moment.", true);
+  }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) return fail(body.detail || `The server answered ${response.status}.`);
-  for (const id of ["ask", "right", "wrong", "correct-label"]) show($(id), false);
-  show($("thanks"), true);
+  if (!response.ok) return fail(body.detail || `The server answered ${response.status}.`, true);
+  show($("error"), false);
+  remember(body);
+  if (current && current.id === body.id) {
+    current = body;
+    showFeedback(body.feedback);
+  }
+}
+
+// The recent photos' line for a job, as the server writes it on a reload.
+function recentText(job) {
+  if (job.status !== "done") return `${job.status}${job.version ? ` · v${job.version}` : ""}`;
+  const unsure = job.decision === "unsure" ? "not sure, maybe " : "";
+  const said = { correct: " · you said right", wrong: " · you said wrong" }[job.feedback] || "";
+  return `${unsure}${Format.label(job.label)} (${Format.percent(job.confidence)}) · v${job.version}${said}`;
+}
+
+// Adds or updates the job's entry in the recent photos (the server lists them again on a reload).
+function remember(job) {
+  const list = $("recent");
+  list.querySelector(".empty")?.remove();
+  let button = list.querySelector(`[data-job="${job.id}"]`);
+  if (!button) {
+    const item = document.createElement("li");
+    button = Object.assign(document.createElement("button"), { type: "button", className: "recent-item" });
+    button.dataset.job = job.id;
+    const text = Object.assign(document.createElement("span"), { className: "recent-text" });
+    button.append(Object.assign(document.createElement("img"), { alt: "", src: job.image_url || "" }), text);
+    item.append(button);
+    list.prepend(item);
+  }
+  if (job.image_url) button.querySelector("img").src = job.image_url;
+  if (job.queued_at) {
+    const time = Object.assign(document.createElement("time"), { dateTime: job.queued_at });
+    button.querySelector(".recent-text").replaceChildren(`${recentText(job)} · `, time);
+  }
+  localTimes();
+  for (const other of list.querySelectorAll(".recent-item")) other.toggleAttribute("aria-current", other === button);
+}
+
+// Reopens a recent photo's answer (and its feedback) from the API.
+async function reopen(id) {
+  const ticket = open(null);
+  $("status-text").textContent = "Loading…";
+  let response;
+  try {
+    response = await fetch(`${form.dataset.api}/${id}`);
+  } catch (error) {
+    return fail("The server cannot be reached; try again in a moment.");
+  }
+  const job = await response.json().catch(() => ({}));
+  if (ticket !== shown) return;
+  if (!response.ok) return fail(job.detail || `The server answered ${response.status}.`);
+  $("preview").src = job.image_url || "";
+  if (job.status === "done" || job.status === "failed") return settle(job, ticket);
+  $("status-text").textContent = "Waiting for the model…";
+  await follow(job.id, ticket);
+}
+
+// Times in the visitor's own clock, whatever the server's time zone.
+function localTimes() {
+  for (const time of $("recent").querySelectorAll("time[datetime]")) {
+    time.textContent = new Date(time.dateTime).toLocaleTimeString();
+  }
 }
 
 if (form) {
@@ -154,6 +262,15 @@ if (form) {
   });
   $("show-heatmap").addEventListener("change", (event) => show($("heatmap"), event.target.checked));
   $("right").addEventListener("click", () => giveFeedback(true));
-  $("wrong").addEventListener("click", () => { show($("correct-label"), true); show($("right"), false); });
-  $("send-label").addEventListener("click", () => giveFeedback(false, $("label-choice").value));
+  $("wrong").addEventListener("click", askRightLabel);
+  $("cancel-label").addEventListener("click", () => showFeedback(null));
+  $("send-label").addEventListener("click", () => {
+    const chosen = $("label-choices").querySelector("input:checked");
+    if (chosen) giveFeedback(false, chosen.value);
+  });
+  $("recent").addEventListener("click", (event) => {
+    const item = event.target.closest(".recent-item");
+    if (item) reopen(item.dataset.job);
+  });
+  localTimes();
 }
