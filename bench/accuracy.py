@@ -78,6 +78,7 @@ CONFIGS = {
         Config("mobilenet_v2", "mobilenet_v2"),
         Config("mobilenet_v2_035+mobilenet_v2", "mobilenet_v2_035+mobilenet_v2"),
         Config("efficientnet_lite0", "efficientnet_lite0"),
+        Config("efficientnet_lite0_288", "efficientnet_lite0_288"),
         Config("efficientnet_lite0+mobilenet_v2", "efficientnet_lite0+mobilenet_v2"),
         Config("efficientnet_lite0 (unsure at 99.5 % on validation)", "efficientnet_lite0", unsure_precision=0.995),
         Config("efficientnet_lite0 (threshold chosen on validation)", "efficientnet_lite0", choose_threshold=True),

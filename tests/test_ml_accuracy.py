@@ -116,6 +116,21 @@ def test_lite0_loads_from_its_file_and_its_features_tell_coffee_from_other_photo
     assert (head.probabilities(vectors[~train, 0]).argmax(1) == y[~train]).mean() >= 0.75  # chance is 0.5
 
 
+def test_the_default_backbone_feeds_lite0_288_pixels_and_exports_with_parity(lite0_home, demo_photos,
+                                                                             ml_cache_root, tmp_path):
+    examples, class_names = examples_from(demo_photos, 8)
+    outcome = model_train(
+        examples=examples, class_names=class_names, settings=TrainSettings(epochs=100),
+        cache_root=ml_cache_root, directory=tmp_path / "v", metadata={},
+    )
+    assert TrainSettings().backbone == "efficientnet_lite0_288"
+    assert outcome.metrics["parity_max_abs_diff"] <= 1e-3  # the resized Keras graph and its TFLite agree
+    predictor = Predictor(tmp_path / "v")
+    assert predictor.input_size == 288
+    prediction = predictor.predict(examples[0].read())
+    assert np.array(prediction.heatmap()).shape == (9, 9)  # 288 / 32 positions a side
+
+
 def test_combined_backbone_exports_a_calibrated_tflite_whose_heatmap_is_the_keras_one(
     keras_home, demo_photos, ml_cache_root, tmp_path
 ):
