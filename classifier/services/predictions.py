@@ -19,6 +19,7 @@ from classifier import metrics, notifications, selectors
 from classifier.ml.metrics import decision as decision_for
 from classifier.ml.predictor import Predictor, model_input_message
 from classifier.models import ModelVersion, PredictionJob
+from classifier.services.field_set import field_set_score_request
 from classifier.services.limits import prediction_rate_check
 from classifier.services.workers import worker_job_done
 from coffeeclassifier import logs
@@ -237,16 +238,21 @@ def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: s
     for name, value in given.items():
         setattr(job, name, value)
     metrics.feedback_given(job=job)
+    field_set_score_request(dataset=job.dataset)  # the photo's true label is known now
     return job
 
 
-def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
+def prediction_jobs_add_to_dataset(*, jobs, source: str = DatasetImage.Source.FEEDBACK) -> ImportReport:
     """Copy answered photos into their dataset, deduplicated like every import. The label is the
-    one feedback gave for a wrong answer (unlabelled if that label is gone), else the answer."""
+    one a curator gave in review, else the one feedback gave for a wrong answer (unlabelled if
+    that label is gone), else the answer."""
 
     report = ImportReport()
-    for job in jobs.filter(status=PredictionJob.Status.DONE).select_related("dataset", "feedback_label"):
-        if job.feedback == PredictionJob.Feedback.WRONG:
+    for job in jobs.filter(status=PredictionJob.Status.DONE).select_related("dataset", "feedback_label",
+                                                                            "review_label"):
+        if job.review_label_id:
+            label = job.review_label
+        elif job.feedback == PredictionJob.Feedback.WRONG:
             label = job.feedback_label
         else:
             label = job.dataset.labels.filter(name=job.label).first()
@@ -256,6 +262,6 @@ def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
             read=partial(file_read, file=job.image),
         )
         report.merge(dataset_images_import(
-            dataset=job.dataset, candidates=[candidate], default_label=label, source=DatasetImage.Source.FEEDBACK,
+            dataset=job.dataset, candidates=[candidate], default_label=label, source=source,
         ))
     return report
