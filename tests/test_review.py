@@ -168,7 +168,7 @@ def test_a_curator_labels_photos_with_the_keyboard_and_they_enter_the_dataset(
         expect(cards).to_have_count(101)
         assert cards.first.get_attribute("data-job") == str(wrong.pk)
         expect(cards.first).to_contain_text("marked wrong")
-        page.wait_for_function("Array.from(document.images).slice(0, 8).every((img) => img.complete)")
+        page.wait_for_load_state("networkidle")  # the thumbnails in view
         page.screenshot(path=str(ARTIFACTS / "review-grid-1366.png"))
         page.evaluate("window.notReloaded = true")
         order = page.eval_on_selector_all(".review-card", "cards => cards.map((card) => card.dataset.job)")

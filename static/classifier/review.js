@@ -72,7 +72,10 @@
       tally.skipped += 1;
     } else {
       card.classList.add("labelled");
-      card.querySelector(".review-result").textContent = `✓ ${answer.label}`;
+      const link = document.createElement("a");
+      link.href = answer.image_url;
+      link.textContent = `✓ ${answer.label}`;
+      card.querySelector(".review-result").replaceChildren(link);
       card.dataset.image = answer.image;
       tally.labelled += 1;
     }
