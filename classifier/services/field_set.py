@@ -36,8 +36,8 @@ def field_set_score_request(*, dataset: Dataset) -> FieldScoring | None:
     None when there is nothing to score. When one waits queued already, that one is returned: it
     reads the field set when it runs, so it sees the new photos too.
 
-    A queued scoring older than a training's timeout past its queue is taken as lost (its task
-    never arrived) and replaced.
+    A scoring still queued after two trainings' timeout is taken as lost (its task never
+    arrived: the training cluster runs one task at a time) and replaced.
     """
     if not selectors_review.field_jobs(dataset=dataset).exists():
         return None
