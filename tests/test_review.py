@@ -33,9 +33,9 @@ def answered(dataset, photos: list[bytes]) -> list[PredictionJob]:
     return [jobs[pk] for pk in ids]
 
 
-def curator_client() -> Client:
+def curator_client(name: str = "curator") -> Client:
     client = Client()
-    client.force_login(get_user_model().objects.create_superuser("curator", "c@example.com", "a-long-test-password"))
+    client.force_login(get_user_model().objects.create_superuser(name, f"{name}@example.com", "a-long-test-password"))
     return client
 
 
@@ -87,7 +87,7 @@ def test_a_photo_marked_wrong_comes_first_and_enters_the_dataset_once(trained, s
     assert label(client, rest[0], skip=True).json() == {"job": str(rest[0].pk), "skipped": True}
     assert rest[0].pk not in {job.pk for job in client.get(
         reverse("admin:classifier_reviewitem_changelist"), {"dataset": trained.slug}).context["jobs"]}
-    assert rest[0].pk in {job.pk for job in curator_client_second().get(
+    assert rest[0].pk in {job.pk for job in curator_client("second").get(
         reverse("admin:classifier_reviewitem_changelist"), {"dataset": trained.slug}).context["jobs"]}
     # staff without the right to add dataset images may not label
     clerk = get_user_model().objects.create_user("clerk", "k@example.com", "a-long-test-password", is_staff=True)
@@ -99,12 +99,6 @@ def test_a_photo_marked_wrong_comes_first_and_enters_the_dataset_once(trained, s
     assert "not a label" in label(client, jobs[0], label="tea").json()["error"]
     assert client.post(reverse(LABEL_URL), "{", content_type="application/json").status_code == 400
     assert images.count() == 1 and PredictionJob.objects.filter(review_label__isnull=False).count() == 1
-
-
-def curator_client_second() -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.create_superuser("second", "s@example.com", "a-long-test-password"))
-    return client
 
 
 def test_versions_are_scored_on_the_field_set_by_the_training_cluster(trained, start_qcluster, demo_photos,

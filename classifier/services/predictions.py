@@ -23,7 +23,7 @@ from classifier.services.field_set import field_set_score_request
 from classifier.services.limits import prediction_rate_check
 from classifier.services.workers import worker_job_done
 from coffeeclassifier import logs
-from dataset.models import Dataset, DatasetImage
+from dataset.models import Dataset, DatasetImage, Label
 from dataset.selectors import file_read
 from dataset.services import ImportCandidate, ImportReport, dataset_images_import, file_and_row_save
 from dataset.validation import image_validate
@@ -217,18 +217,22 @@ def prediction_job_finish(*, job: PredictionJob, version_number: int | None = No
     return job
 
 
+def dataset_label_named(*, dataset: Dataset, name: str) -> Label:
+    """The dataset's label called `name`; ValidationError naming the labels there are otherwise."""
+    # a NUL cannot be in a label's name, and PostgreSQL refuses it in a query
+    label = dataset.labels.filter(name=name).first() if "\x00" not in name else None
+    if label is None:
+        names = ", ".join(dataset.labels.values_list("name", flat=True))
+        raise ValidationError(f"“{name}” is not a label of {dataset}; choose one of: {names}.")
+    return label
+
+
 def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: str = "") -> PredictionJob:
     """Record whether the answer was right; a wrong answer names the right label of the dataset."""
     job.refresh_from_db(fields=["status"])  # a worker may have answered since the caller read it
     if job.status != PredictionJob.Status.DONE:
         raise ValidationError("Feedback is for answered predictions; this one is not answered yet.")
-    label = None
-    if not correct:
-        # a NUL cannot be in a label's name, and PostgreSQL refuses it in a query
-        label = job.dataset.labels.filter(name=label_name).first() if "\x00" not in label_name else None
-        if label is None:
-            names = ", ".join(job.dataset.labels.values_list("name", flat=True))
-            raise ValidationError(f"“{label_name}” is not a label of {job.dataset}; choose one of: {names}.")
+    label = None if correct else dataset_label_named(dataset=job.dataset, name=label_name)
     given = {
         "feedback": PredictionJob.Feedback.CORRECT if correct else PredictionJob.Feedback.WRONG,
         "feedback_label": label,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from classifier.models import PredictionJob
 from classifier.services.field_set import field_set_score_request
-from classifier.services.predictions import prediction_jobs_add_to_dataset
+from classifier.services.predictions import dataset_label_named, prediction_jobs_add_to_dataset
 from dataset.models import DatasetImage
 from dataset.services import dataset_images_relabel
 
@@ -26,10 +26,7 @@ def prediction_job_review(*, job: PredictionJob, label_name: str, user) -> Datas
     job.refresh_from_db(fields=["status"])
     if job.status != PredictionJob.Status.DONE:
         raise ValidationError("Only answered predictions can be reviewed; this one is not answered.")
-    label = job.dataset.labels.filter(name=label_name).first() if "\x00" not in label_name else None
-    if label is None:
-        names = ", ".join(job.dataset.labels.values_list("name", flat=True))
-        raise ValidationError(f"“{label_name}” is not a label of {job.dataset}; choose one of: {names}.")
+    label = dataset_label_named(dataset=job.dataset, name=label_name)
     reviewed = {"review_label": label, "reviewed_by": user if user and user.is_authenticated else None,
                 "reviewed_at": timezone.now()}
     with transaction.atomic():
