@@ -2,12 +2,14 @@
 labelled in the review queue (by its JSON endpoint and in a real browser), and every ready
 version scored on the field set by the training cluster."""
 
+import io
 import json
 import os
 import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -126,6 +128,16 @@ def test_versions_are_scored_on_the_field_set_by_the_training_cluster(trained, s
     scorings = FieldScoring.objects.filter(dataset=trained)
     assert {scoring.status for scoring in scorings} == {"done"} and scorings.count() == 2
     assert [score.pk for score in selectors_review.field_scores_latest(dataset=trained)] == [latest.pk]
+
+    # a new version is scored once it is ready, but not on the reviewed photo if it trained on it
+    call_command("train", "--dataset", trained.slug, "--backbone", "mobilenet_025", "--no-progress",
+                 stdout=io.StringIO())
+    newer = wait_for(lambda: FieldScore.objects.filter(version__number=2).first(), timeout=120,
+                     message="the training cluster to score version 2")
+    reviewed_image = DatasetImage.objects.get(dataset=trained, source=DatasetImage.Source.REVIEW)
+    seen = int(reviewed_image.split in ("train", "val"))
+    assert newer.left_out == ({"seen_in_training": 1} if seen else {}) and newer.photos == 2 - seen
+    assert FieldScore.objects.filter(version=version).count() == 3  # version 1 scored again beside it
 
 
 def test_scorings_wait_one_at_a_time_per_dataset(trained, start_qcluster, demo_photos):
