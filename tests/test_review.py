@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from classifier import selectors_review
 from classifier.models import FieldScore, FieldScoring, PredictionJob
+from classifier.services.field_set import field_set_score
 from classifier.services.predictions import prediction_feedback_give, prediction_job_create
 from dataset.models import DatasetImage
 from tests.conftest import ROOT, wait_for
@@ -140,13 +141,23 @@ def test_versions_are_scored_on_the_field_set_by_the_training_cluster(trained, s
     assert FieldScore.objects.filter(version=version).count() == 3  # version 1 scored again beside it
 
 
-def test_scorings_wait_one_at_a_time_per_dataset(trained, start_qcluster, demo_photos):
+def test_scorings_wait_one_at_a_time_per_dataset(trained, start_qcluster, demo_photos, media_root):
     """Labelled photos arriving while a scoring waits join it rather than queue another."""
     start_qcluster()
-    jobs = answered(trained, [path.read_bytes() for path in demo_photos["coffee"][6:9]])
+    # the first photo is one the version trained on (every 7th photo, from the first, is in its dataset)
+    jobs = answered(trained, [path.read_bytes() for path in demo_photos["coffee"][7:11]])
     for job in jobs:
         prediction_feedback_give(job=job, correct=True)
-    assert FieldScoring.objects.filter(dataset=trained, status="queued").count() == 1
+    queued = FieldScoring.objects.get(dataset=trained, status="queued")
+    # the task's body, here: the photo it trained on and a job whose photo file is gone are left
+    # out; the others reproduce their answers
+    (media_root / jobs[-1].image.name).unlink()
+    field_set_score(scoring_id=queued.pk)
+    score = FieldScore.objects.get(scoring=queued)
+    assert (score.photos, score.accuracy) == (2, 1.0)
+    assert score.left_out == {"seen_in_training": 1, "photo_missing": 1}
+    assert field_set_score(scoring_id=queued.pk) is None  # delivered twice, it runs once
+    assert FieldScore.objects.filter(scoring=queued).count() == 1
 
 
 def small_photos(count: int) -> list[bytes]:

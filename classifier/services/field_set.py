@@ -105,7 +105,7 @@ def field_set_versions_score(*, scoring: FieldScoring, versions: list[ModelVersi
     Each photo is read and decoded once per preprocessing (input size, JPEG reduction) and run
     through every version's LiteRT model the way serving runs it. A version is not scored on a
     photo it trained or was calibrated on (its metadata names them by sha256), nor on one whose
-    true label it does not know. Groups come from the dataset image with the same bytes, if any.
+    true label it does not know, nor on a job whose photo file is gone. Groups come from the dataset image with the same bytes, if any.
     """
     photos = selectors_review.field_photos(dataset=scoring.dataset)
     group_of = dict(scoring.dataset.images.exclude(group="").values_list("sha256", "group"))
@@ -115,7 +115,12 @@ def field_set_versions_score(*, scoring: FieldScoring, versions: list[ModelVersi
         seen = {key for split in SEEN_SPLITS for key in predictor.metadata.get("images", {}).get(split, [])}
         tallies[version.pk] = VersionTally(predictor=predictor, seen=seen)
     for photo in photos:
-        data = file_read(file=photo.image)
+        try:
+            data = file_read(file=photo.image)
+        except FileNotFoundError:  # its photo was removed by hand: the row alone cannot be scored
+            for tally in tallies.values():
+                tally.left_out["photo_missing"] += 1
+            continue
         sha256 = content_sha256(data)
         pixels: dict[tuple[int, bool], np.ndarray] = {}
         for tally in tallies.values():
