@@ -52,6 +52,58 @@ class ModelVersion(models.Model):
         return (self.metrics.get("test") or {}).get("accuracy")
 
 
+class FieldScoring(models.Model):
+    """One scoring of a dataset's ready versions on its field set. At most one per dataset waits
+    queued (the database enforces it): labelled photos arriving meanwhile are scored by it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="field_scorings")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    photos = models.PositiveIntegerField(default=0, help_text="Photos of the field set when it ran.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset"], condition=Q(status="queued"), name="one_queued_field_scoring_per_dataset"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Field scoring of {self.dataset} ({self.status})"
+
+
+class FieldScore(models.Model):
+    """How one version did on the field set (real traffic whose true label is known) at one
+    scoring; the latest row per version is its current figure. Versions themselves never change."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="field_scores")
+    scoring = models.ForeignKey(FieldScoring, on_delete=models.CASCADE, related_name="scores")
+    photos = models.PositiveIntegerField(help_text="Photos scored.")
+    accuracy = models.FloatField(null=True, blank=True)
+    per_label = models.JSONField(default=dict, help_text="{label: {precision, recall, f1, support}}.")
+    per_group = models.JSONField(default=dict, help_text="{group: {count, accuracy}}, worst first.")
+    left_out = models.JSONField(
+        default=dict, help_text="Field photos not scored, and why: seen in its training, or a label it does not know.",
+    )
+    scored_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-scored_at", "-id"]
+
+    def __str__(self):
+        return f"{self.version} on {self.photos} field photos"
+
+
 def prediction_upload_to(instance: "PredictionJob", filename: str) -> str:
     """Named by the job's random UUID: nothing in the name comes from the user."""
     extension = filename.rsplit(".", 1)[-1].lower()
@@ -119,6 +171,15 @@ class PredictionJob(models.Model):
         "dataset.Label", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     feedback_at = models.DateTimeField(null=True, blank=True)
+    # A curator's verdict in the review queue: the photo's true label, above any feedback.
+    review_label = models.ForeignKey(
+        "dataset.Label", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The true label a curator gave in the review queue.",
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-queued_at"]
@@ -132,6 +193,15 @@ class PredictionJob(models.Model):
         if self.finished_at is None:
             return None
         return round((self.finished_at - self.queued_at).total_seconds() * 1000, 1)
+
+
+class ReviewItem(PredictionJob):
+    """The review queue's entry in the admin: prediction jobs seen as photos to label."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "review queue photo"
+        verbose_name_plural = "review queue"
 
 
 class WorkerProcess(models.Model):

@@ -3,6 +3,7 @@
 from django.conf import settings
 
 from classifier.models import ModelVersion
+from classifier.services.field_set import field_set_score
 from classifier.services.maintenance import (
     model_versions_fail_stale,
     model_versions_requeue_lost,
@@ -15,6 +16,10 @@ from dataset import imports
 
 def train_model_version(version_id: int) -> None:
     model_version_train(version=ModelVersion.objects.get(pk=version_id))
+
+
+def score_field_set(scoring_id: int) -> None:
+    field_set_score(scoring_id=scoring_id)
 
 
 def predict(job_id: str, model_input: dict | None = None) -> None:

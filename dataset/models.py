@@ -49,6 +49,7 @@ class DatasetImage(models.Model):
         UPLOAD = "upload", "Upload"
         IMPORT = "import", "Import"
         FEEDBACK = "feedback", "Feedback"
+        REVIEW = "review", "Review"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
     label = models.ForeignKey(

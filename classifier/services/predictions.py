@@ -19,10 +19,11 @@ from classifier import metrics, notifications, selectors
 from classifier.ml.metrics import decision as decision_for
 from classifier.ml.predictor import Predictor, model_input_message
 from classifier.models import ModelVersion, PredictionJob
+from classifier.services.field_set import field_set_score_request
 from classifier.services.limits import prediction_rate_check
 from classifier.services.workers import worker_job_done
 from coffeeclassifier import logs
-from dataset.models import Dataset, DatasetImage
+from dataset.models import Dataset, DatasetImage, Label
 from dataset.selectors import file_read
 from dataset.services import ImportCandidate, ImportReport, dataset_images_import, file_and_row_save
 from dataset.validation import image_validate
@@ -216,18 +217,22 @@ def prediction_job_finish(*, job: PredictionJob, version_number: int | None = No
     return job
 
 
+def dataset_label_named(*, dataset: Dataset, name: str) -> Label:
+    """The dataset's label called `name`; ValidationError naming the labels there are otherwise."""
+    # a NUL cannot be in a label's name, and PostgreSQL refuses it in a query
+    label = dataset.labels.filter(name=name).first() if "\x00" not in name else None
+    if label is None:
+        names = ", ".join(dataset.labels.values_list("name", flat=True))
+        raise ValidationError(f"“{name}” is not a label of {dataset}; choose one of: {names}.")
+    return label
+
+
 def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: str = "") -> PredictionJob:
     """Record whether the answer was right; a wrong answer names the right label of the dataset."""
     job.refresh_from_db(fields=["status"])  # a worker may have answered since the caller read it
     if job.status != PredictionJob.Status.DONE:
         raise ValidationError("Feedback is for answered predictions; this one is not answered yet.")
-    label = None
-    if not correct:
-        # a NUL cannot be in a label's name, and PostgreSQL refuses it in a query
-        label = job.dataset.labels.filter(name=label_name).first() if "\x00" not in label_name else None
-        if label is None:
-            names = ", ".join(job.dataset.labels.values_list("name", flat=True))
-            raise ValidationError(f"“{label_name}” is not a label of {job.dataset}; choose one of: {names}.")
+    label = None if correct else dataset_label_named(dataset=job.dataset, name=label_name)
     given = {
         "feedback": PredictionJob.Feedback.CORRECT if correct else PredictionJob.Feedback.WRONG,
         "feedback_label": label,
@@ -237,16 +242,21 @@ def prediction_feedback_give(*, job: PredictionJob, correct: bool, label_name: s
     for name, value in given.items():
         setattr(job, name, value)
     metrics.feedback_given(job=job)
+    field_set_score_request(dataset=job.dataset)  # the photo's true label is known now
     return job
 
 
-def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
+def prediction_jobs_add_to_dataset(*, jobs, source: str = DatasetImage.Source.FEEDBACK) -> ImportReport:
     """Copy answered photos into their dataset, deduplicated like every import. The label is the
-    one feedback gave for a wrong answer (unlabelled if that label is gone), else the answer."""
+    one a curator gave in review, else the one feedback gave for a wrong answer (unlabelled if
+    that label is gone), else the answer."""
 
     report = ImportReport()
-    for job in jobs.filter(status=PredictionJob.Status.DONE).select_related("dataset", "feedback_label"):
-        if job.feedback == PredictionJob.Feedback.WRONG:
+    for job in jobs.filter(status=PredictionJob.Status.DONE).select_related("dataset", "feedback_label",
+                                                                            "review_label"):
+        if job.review_label_id:
+            label = job.review_label
+        elif job.feedback == PredictionJob.Feedback.WRONG:
             label = job.feedback_label
         else:
             label = job.dataset.labels.filter(name=job.label).first()
@@ -256,6 +266,6 @@ def prediction_jobs_add_to_dataset(*, jobs) -> ImportReport:
             read=partial(file_read, file=job.image),
         )
         report.merge(dataset_images_import(
-            dataset=job.dataset, candidates=[candidate], default_label=label, source=DatasetImage.Source.FEEDBACK,
+            dataset=job.dataset, candidates=[candidate], default_label=label, source=source,
         ))
     return report

@@ -20,6 +20,7 @@ from classifier import metrics, selectors
 from classifier.ml.backbones import BACKBONES, WeightsUnavailable
 from classifier.ml.train import NotTrainable, TrainSettings, training_data_check
 from classifier.models import ModelVersion
+from classifier.services.field_set import field_set_score_request
 from dataset.models import Dataset
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ def model_version_train(
         metrics.training_stage(version=version, stage=stage_now[0], seconds=time.perf_counter() - stage_now[1])
     version.refresh_from_db()
     metrics.training_finished(version=version)
+    field_set_score_request(dataset=version.dataset)
     return version
 
 
