@@ -67,7 +67,7 @@ class ModelVersionAdmin(TrainingViews, admin.ModelAdmin):
 
     @admin.display(description="Answers predictions", ordering="is_active")
     def active_badge(self, version):
-        return format_html('<span class="badge-active">active</span>') if version.is_active else ""
+        return format_html('<span class="badge-active">{}</span>', "active") if version.is_active else ""
 
     @admin.display(description="Val accuracy")
     def val_accuracy(self, version):
@@ -85,6 +85,7 @@ class ModelVersionAdmin(TrainingViews, admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "title": str(version),
+            "subtitle": None,
             "version": version,
             "report": reports.version_report(version=version),
             "settings_rows": settings_rows(version),
