@@ -231,9 +231,9 @@ def versions_comparison(*, versions: list[ModelVersion]) -> list[dict]:
             rows.append(comparison_row(f"{split} worst group", [worst_group(v, split) for v in versions]))
     labels = sorted({label for v in versions for label in (split_value(v, "test", "per_class") or {})})
     for label in labels:
-        for score in ("precision", "recall", "f1"):
+        for score, name in (("precision", "precision"), ("recall", "recall"), ("f1", "F1")):
             rows.append(comparison_row(
-                f"test {score}: {label}",
+                f"test {name}: {label}",
                 [((split_value(v, "test", "per_class") or {}).get(label) or {}).get(score) for v in versions],
                 "percentage", "higher",
             ))

@@ -90,8 +90,8 @@ def test_home_shows_each_dataset_with_its_active_version_and_what_needs_a_look(s
                                      label="coffee", model_version=version, finished_at=timezone.now(),
                                      feedback=feedback, decision=decision)
     page = staff_client.get(HOME).content.decode()
-    row = re.search(r'<th scope="row"><a href="[^"]+">Coffee or not</a></th>(.*?)</tr>', page, re.S).group(1)
-    cells = re.findall(r'<td class="number">(.*?)</td>', row, re.S)
+    row = re.search(r'<th scope="row"><a href="[^"]+">Coffee or not</a></th>(.*?)</tr>', page, re.DOTALL).group(1)
+    cells = re.findall(r'<td class="number">(.*?)</td>', row, re.DOTALL)
     assert cells[0].startswith(f"{len(photos)}<br>")
     assert "coffee v1" in row and "badge-active" in row
     test_accuracy = version.test_accuracy()
@@ -211,7 +211,7 @@ def test_version_page_is_a_report_with_curves_and_the_threshold_in_use(staff_cli
     assert page.index("Activate this version") < page.index("<h2>Scores</h2>") < page.index("Training settings and files")
     assert page.count("<svg class=\"chart\"") == 3 and 'aria-label="ROC curve (test, positive: not_coffee)"' in page
     assert re.search(r'<tr class="chosen"><th scope="row">0.50 \(in use\)</th>', page)
-    settings_table = re.search(r'<table class="settings-table">(.*?)</table>', page, re.S).group(1)
+    settings_table = re.search(r'<table class="settings-table">(.*?)</table>', page, re.DOTALL).group(1)
     assert "8.5\xa0MB" in settings_table and "8904552" not in page and "{" not in settings_table
     # the test photos: a coffee one answered not_coffee (0.8) and a not_coffee one answered coffee (0.3)
     assert page.count('class="photo-card"') == 4  # misclassified on val and on test (the same metrics)
@@ -238,11 +238,11 @@ def test_compare_shows_formatted_values_a_coloured_difference_and_the_photos_ans
     changelist = reverse("admin:classifier_modelversion_changelist")
     response = staff_client.post(changelist, {"action": "compare_selected", "_selected_action": [second.pk, first.pk]})
     page = staff_client.get(response["Location"]).content.decode()
-    row = re.search(r"<tr><th scope=\"row\">test accuracy</th>(.*?)</tr>", page, re.S).group(1)
-    values = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    row = re.search(r"<tr><th scope=\"row\">test accuracy</th>(.*?)</tr>", page, re.DOTALL).group(1)
+    values = re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
     assert values[:2] == [f"{first.test_accuracy() * 100:.2f} %", f"{second.test_accuracy() * 100:.2f} %"]
     assert 'class="number difference better"' in row and "+50.00 points" in values[2]
-    size = re.search(r"<tr><th scope=\"row\">Model file \(TFLite\)</th>(.*?)</tr>", page, re.S).group(1)
+    size = re.search(r"<tr><th scope=\"row\">Model file \(TFLite\)</th>(.*?)</tr>", page, re.DOTALL).group(1)
     assert "8.5\xa0MB" in size and "3.8\xa0MB" in size and "better" in size
     assert "0.9837" not in page and "8904552" not in page
     assert page.count('class="photo-card"') == 1  # the one test photo whose answer changed

@@ -75,11 +75,26 @@ def precision_recall_chart(curves: dict) -> SafeString:
 
 
 def threshold_chart(curves: dict) -> SafeString:
-    """Accuracy, precision and recall against the threshold on P(positive), the chosen one marked."""
-    rows = sorted(curves["sweep"], key=lambda row: row["threshold"])
+    """Accuracy, precision and recall against the threshold on P(positive), the chosen one marked.
+    Each is a step: constant between two photos' scores."""
     return line_chart(
         title=f"Scores by threshold ({curves['split']}, positive: {curves['positive']})",
         x_name=f"threshold on P({curves['positive']})", y_name="score",
-        series=[(name, [(row["threshold"], row[name]) for row in rows]) for name in ("accuracy", "precision", "recall")],
-        marker=(curves["threshold"], f"chosen {curves['threshold']:.2f}"),
+        series=[(name, threshold_steps(curves["sweep"], name)) for name in ("accuracy", "precision", "recall")],
+        marker=(curves["threshold"], f"in use {curves['threshold']:.2f}"),
     )
+
+
+def threshold_steps(sweep: list[dict], name: str) -> list[tuple[float, float]]:
+    """Points of the step line of `name` over thresholds 0..1: a threshold t scores like the
+    lowest photo score at or above it (the sweep's rows), nothing positive above the highest."""
+    rows = sorted(sweep, key=lambda row: row["threshold"])
+    points, start = [], 0.0
+    for row in rows:
+        end = min(row["threshold"], 1.0)
+        if end >= start:
+            points += [(start, row[name]), (end, row[name])]
+            start = end
+        if end >= 1.0:
+            break
+    return points

@@ -143,18 +143,19 @@ def photo_scores(probabilities: np.ndarray, labels: np.ndarray, keys: Sequence[s
 
 
 def threshold_sweep(scores: np.ndarray, positives: np.ndarray) -> list[dict]:
-    """At each distinct score taken as the threshold on P(positive) (highest first, then 1.0 + the
-    "answer nothing positive" end), the rates a curve or a threshold view needs: true and false
-    positive rate, precision (1.0 where nothing is called positive), recall and accuracy."""
+    """At each distinct score taken as the threshold on P(positive), highest first after the
+    threshold infinity (nothing called positive), the rates a curve or a threshold view needs: true
+    and false positive rate, precision (1.0 where nothing is called positive), recall and accuracy.
+    Any threshold between two distinct scores scores like the higher one."""
     positives = positives.astype(bool)
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     rows = []
-    for threshold in [1.0 + 1e-9, *np.unique(scores)[::-1].tolist()]:
+    for threshold in [float("inf"), *np.unique(scores)[::-1].tolist()]:
         called = scores >= threshold
         true_positive = int((called & positives).sum())
         false_positive = int((called & ~positives).sum())
         rows.append({
-            "threshold": min(float(threshold), 1.0),
+            "threshold": float(threshold),
             "tpr": true_positive / n_pos if n_pos else 0.0,
             "fpr": false_positive / n_neg if n_neg else 0.0,
             "precision": true_positive / (true_positive + false_positive) if true_positive + false_positive else 1.0,
