@@ -254,3 +254,34 @@ def test_compare_refuses_a_single_version_with_a_sentence(staff_client, dataset,
     version = version_with(dataset, 1, [0.8, 0.3])
     response = staff_client.get(reverse("admin:classifier_modelversion_compare") + f"?v={version.pk}", follow=True)
     assert "Pick 2 to 6 versions in the list" in " ".join(messages_of(response))
+
+
+def test_the_fingerprint_changes_with_a_label_a_split_or_a_setting(dataset, photos):
+    settings = TrainSettings(backbone="mobilenet_025")
+    before = data_fingerprint(*training_examples(dataset=dataset), settings)
+    assert data_fingerprint(*training_examples(dataset=dataset), settings) == before
+    assert data_fingerprint(*training_examples(dataset=dataset), TrainSettings(backbone="mobilenet_025", epochs=9)) != before
+    image = photos[0]
+    image.split = "val"
+    image.save(update_fields=["split"])
+    moved = data_fingerprint(*training_examples(dataset=dataset), settings)
+    assert moved != before
+    image.label = Label.objects.get(dataset=dataset, name="coffee" if image.label.name != "coffee" else "not_coffee")
+    image.save(update_fields=["label"])
+    assert data_fingerprint(*training_examples(dataset=dataset), settings) not in (before, moved)
+
+
+def test_deleting_datasets_from_the_list_takes_their_versions_and_jobs(staff_client, dataset, photos, media_root,
+                                                                     django_capture_on_commit_callbacks):
+    version = version_with(dataset, 1, [0.8, 0.3], active=True)
+    PredictionJob.objects.create(dataset=dataset, image="predictions/x.jpg", image_format="JPEG", status="done",
+                                 model_version=version)
+    directory = media_root / version.artifact_dir
+    directory.mkdir(parents=True)
+    (directory / "model.tflite").write_bytes(b"weights")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("admin:dataset_dataset_changelist"),
+                                     {"action": "delete_selected", "_selected_action": [dataset.pk], "post": "yes"})
+    assert response.status_code == 302
+    assert not Dataset.objects.exists() and not ModelVersion.objects.exists() and not PredictionJob.objects.exists()
+    assert not directory.exists()
