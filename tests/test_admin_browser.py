@@ -1,6 +1,7 @@
 """A curator in a real browser: Train on a dataset page with real photos, the progress bar moving
 while the training cluster trains, the finished version's report with its curves, activation, a
-second training of the same data, the comparison, and the home page's accessibility. Screenshots
+second training of the same data, the comparison, and the accessibility of the home, version and
+comparison pages. Screenshots
 of each page at a laptop's and a phone's size go to the test artifacts."""
 
 import os
@@ -18,6 +19,13 @@ ARTIFACTS = ROOT / "test-artifacts"
 BACKBONE = "mobilenet_025"  # the smallest real backbone keeps the test fast
 PASSWORD = "a-long-test-password"
 SIZES = {"desktop": (1366, 900), "phone": (390, 844)}
+
+
+def serious_violations(page) -> list:
+    from axe_playwright_python.sync_playwright import Axe
+
+    return [(page.url, violation["id"], violation["help"], [node["target"] for node in violation["nodes"]])
+            for violation in Axe().run(page).response["violations"] if violation["impact"] in ("serious", "critical")]
 
 
 def screenshots(page, name: str) -> None:
@@ -57,7 +65,6 @@ def train_from_dataset_page(page, base: str, dataset) -> list[tuple[float, str]]
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 def test_a_curator_trains_reads_the_report_activates_and_compares(small_dataset, keras_home, start_qcluster,
                                                                   media_root, ml_cache_root):
-    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import expect, sync_playwright
 
     get_user_model().objects.create_superuser("curator", "curator@example.com", PASSWORD)
@@ -84,6 +91,7 @@ def test_a_curator_trains_reads_the_report_activates_and_compares(small_dataset,
         expect(page.locator("#threshold-view")).to_be_visible()
         expect(page.locator(".threshold-table tr.chosen")).to_contain_text("(in use)")
         screenshots(page, "version")
+        violations = serious_violations(page)
         page.click("text=Activate this version")
         expect(page.locator(".version-state .badge-active")).to_be_visible()
 
@@ -101,15 +109,13 @@ def test_a_curator_trains_reads_the_report_activates_and_compares(small_dataset,
         expect(page.locator(".compare-table thead th").last).to_contain_text("difference, coffee v2 against coffee v1")
         expect(page.locator(".compare-table td.difference").first).to_be_attached()
         screenshots(page, "compare")
+        violations += serious_violations(page)
 
         page.goto(f"{base}/admin/")
         expect(page.locator(".workspace-table")).to_contain_text("coffee v1")
         screenshots(page, "home")
-        violations = [
-            violation for violation in Axe().run(page).response["violations"]
-            if violation["impact"] in ("serious", "critical")
-        ]
+        violations += serious_violations(page)
         browser.close()
     assert list(ModelVersion.objects.filter(dataset=small_dataset).values_list("number", "status", "is_active")) == [
         (2, "ready", False), (1, "ready", True)]
-    assert not violations, [(v["id"], v["help"], [node["target"] for node in v["nodes"]]) for v in violations]
+    assert not violations, violations
