@@ -192,7 +192,7 @@ def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client
     assert "is queued; its page shows the progress." in response.content.decode()
     version = ModelVersion.objects.get(dataset=small_dataset)
     page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
-    assert 'http-equiv="refresh"' in page  # queued or training: the page follows the progress
+    assert 'class="training-progress" data-url=' in page  # queued or training: the page follows the progress
 
     def finished():
         version.refresh_from_db()
@@ -205,7 +205,7 @@ def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client
     assert "absl::InitializeLog" not in log and "oneDNN" not in log  # TensorFlow's start-up noise is not
     page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
     assert "Confusion matrix (test)" in page and "Activate this version" in page
-    assert 'http-equiv="refresh"' not in page
+    assert 'class="training-progress"' not in page
 
     response = staff_client.post(reverse("admin:classifier_modelversion_activate", args=[version.pk]), follow=True)
     assert "now answers predictions" in response.content.decode()
@@ -239,5 +239,7 @@ def test_comparison_shows_coverage_and_the_worst_group_of_each_version(small_dat
     page = staff_client.get(
         reverse("admin:classifier_modelversion_compare") + f"?a={first.pk}&b={second.pk}"
     ).content.decode()
-    assert "<tr><th>test answered (not unsure)</th><td>0.75</td><td>0.875</td></tr>" in page
-    assert "<tr><th>test worst group</th><td>matcha: 50.00% of 4</td><td>soup: 50.00% of 4</td></tr>" in page
+    assert ('<tr><th scope="row">test answered (not unsure)</th><td class="number">75.00 %</td>'
+            '<td class="number">87.50 %</td><td class="number difference better">+12.50 points') in page
+    assert ('<tr><th scope="row">test worst group</th><td class="number">matcha: 50.00 % of 4</td>'
+            '<td class="number">soup: 50.00 % of 4</td>') in page

@@ -131,3 +131,35 @@ def group_accuracy(correct: np.ndarray, groups: Sequence[str | None]) -> dict[st
         for name in set(names.tolist()) - {""}
     }
     return dict(sorted(scores.items(), key=lambda item: (item[1]["accuracy"], -item[1]["count"], item[0])))
+
+
+def photo_scores(probabilities: np.ndarray, labels: np.ndarray, keys: Sequence[str]) -> list[list]:
+    """[key, true class index, [probability per class]] per photo, probabilities to 4 places: what
+    curves, threshold views and comparisons of versions are drawn from."""
+    return [
+        [key, int(label), [round(float(p), 4) for p in row]]
+        for key, label, row in zip(keys, labels, probabilities)
+    ]
+
+
+def threshold_sweep(scores: np.ndarray, positives: np.ndarray) -> list[dict]:
+    """At each distinct score taken as the threshold on P(positive), highest first after the
+    threshold infinity (nothing called positive), the rates a curve or a threshold view needs: true
+    and false positive rate, precision (1.0 where nothing is called positive), recall and accuracy.
+    Any threshold between two distinct scores scores like the higher one."""
+    positives = positives.astype(bool)
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    rows = []
+    for threshold in [float("inf"), *np.unique(scores)[::-1].tolist()]:
+        called = scores >= threshold
+        true_positive = int((called & positives).sum())
+        false_positive = int((called & ~positives).sum())
+        rows.append({
+            "threshold": float(threshold),
+            "tpr": true_positive / n_pos if n_pos else 0.0,
+            "fpr": false_positive / n_neg if n_neg else 0.0,
+            "precision": true_positive / (true_positive + false_positive) if true_positive + false_positive else 1.0,
+            "recall": true_positive / n_pos if n_pos else 0.0,
+            "accuracy": float((called == positives).mean()) if len(scores) else 0.0,
+        })
+    return rows

@@ -9,6 +9,8 @@ validation photos).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +21,14 @@ import numpy as np
 from classifier.ml import backbones, calibration, preprocess
 from classifier.ml.embeddings import EmbeddingCache, Example, augmented_views, embeddings_compute
 from classifier.ml.head import Head, head_fit, log_loss, softmax
-from classifier.ml.metrics import decide, evaluate, threshold_choose
+from classifier.ml.metrics import decide, evaluate, photo_scores, threshold_choose
 from classifier.ml.quiet import native_noise_dropped
 
 # Bump when `augmented_views` draws other views: cached augmented embeddings are keyed by it.
 AUGMENT_VERSION = 1
+
+# The stages `model_train` reports progress for, in order.
+STAGES = ("embeddings", "head", "evaluation", "export")
 
 
 class NotTrainable(ValueError):
@@ -117,6 +122,14 @@ def training_data_check(examples: Sequence[Example], class_names: Sequence[str])
         raise NotTrainable("The validation split is empty; re-split the dataset so some photos are in val.")
 
 
+def data_fingerprint(examples: Sequence[Example], class_names: Sequence[str], settings: TrainSettings) -> str:
+    """A hash of what a training learns from: each photo with its label and split, and the
+    settings. Two versions with the same fingerprint were trained on the same data the same way."""
+    rows = sorted((e.key, class_names[e.label], e.split) for e in examples)
+    text = json.dumps({"photos": rows, "settings": settings.as_dict()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def cache_namespace(backbone: backbones.Backbone, augment: int = 0) -> str:
     """Everything a cached embedding depends on besides the photo."""
     plain = f"{backbone.name}-{backbone.input_size}-p{preprocess.VERSION}"
@@ -207,6 +220,9 @@ def model_train(
         if mask.any()
     }
     metrics["train"].pop("misclassified", None)
+    for split, mask in (("val", val), ("test", test)):
+        if mask.any():
+            metrics[split]["scores"] = photo_scores(probabilities[mask], labels[mask], [k for k, m in zip(keys, mask) if m])
     metrics["head"] = {"l2": fitted.l2, "val_log_loss": round(fitted.val_log_loss, 4)}
     decided = decide(probabilities, threshold)
     metrics["calibration"] = {

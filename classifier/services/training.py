@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from classifier import metrics, selectors
 from classifier.ml.backbones import BACKBONES, WeightsUnavailable
-from classifier.ml.train import NotTrainable, TrainSettings, training_data_check
+from classifier.ml.train import NotTrainable, TrainSettings, data_fingerprint, training_data_check
 from classifier.models import ModelVersion
 from classifier.services.field_set import field_set_score_request
 from dataset.models import Dataset
@@ -110,11 +110,12 @@ def model_version_train(
             ModelVersion.objects.filter(pk=version.pk).update(stage=stage, progress=round(fraction, 3))
 
     examples, class_names = selectors.training_examples(dataset=version.dataset)
+    train_settings = TrainSettings.from_dict(version.training_settings)
     try:
         outcome = model_train(
             examples=examples,
             class_names=class_names,
-            settings=TrainSettings.from_dict(version.training_settings),
+            settings=train_settings,
             cache_root=Path(settings.ML_CACHE_DIR),
             directory=directory,
             metadata={"dataset": version.dataset.slug, "version": version.number},
@@ -130,7 +131,12 @@ def model_version_train(
         stage="",
         progress=1.0,
         labels=list(class_names),
-        metrics=outcome.metrics,
+        # stage timings estimate the next training's time left; the fingerprint finds its twins
+        metrics={
+            **outcome.metrics,
+            "timings": {stage: round(seconds, 2) for stage, seconds in outcome.timings.items()},
+            "fingerprint": data_fingerprint(examples, class_names, train_settings),
+        },
         threshold=outcome.threshold,
         training_seconds=round(time.perf_counter() - started, 2),
         finished_at=timezone.now(),

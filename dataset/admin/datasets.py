@@ -14,6 +14,9 @@ from dataset.models import Dataset, DatasetImage, ImportRun, Label
 IMPORT_RUNS_SHOWN = 5
 REJECTIONS_SHOWN = 100
 
+# Actions other apps offer on the dataset list; they add themselves (dataset imports none of them).
+DATASET_ACTIONS: list = []
+
 
 def import_report_show(model_admin, request, report) -> None:
     """The summary, then each duplicate (linked to the image that has it) and each refusal."""
@@ -64,6 +67,7 @@ class DatasetAdmin(admin.ModelAdmin):
     inlines = [LabelInline]
     readonly_fields = ("counts_table", "import_runs")
     fields = ("name", "slug", "description", "counts_table", "import_runs")
+    actions = DATASET_ACTIONS
 
     class Media:
         js = ["dataset/import_progress.js"]
@@ -139,6 +143,12 @@ class DatasetAdmin(admin.ModelAdmin):
              "total": run.total, "text": import_run_text(run)}
             for run in runs
         ]})
+
+    def get_deleted_objects(self, objs, request):
+        """A dataset's delete permission is enough to delete all it holds (images, and what other
+        apps keep of it, such as model versions that cannot be deleted one by one)."""
+        deleted, counts, _, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
 
     def delete_model(self, request, obj):
         services.dataset_images_delete(images=obj.images.all())

@@ -1,0 +1,287 @@
+"""The curator's workspace through the real admin pages: the home, Train from a dataset, a training's
+progress, the version report with its curves, the comparison, and the refusals. Versions here are
+rows with metrics computed by the real evaluation code on chosen probabilities (no training);
+tests/test_admin_browser.py trains for real in a browser."""
+
+import re
+
+import numpy as np
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
+from django.urls import reverse
+from django.utils import timezone
+
+from classifier.ml.metrics import evaluate, photo_scores, threshold_sweep
+from classifier.ml.train import STAGES, TrainSettings, data_fingerprint
+from classifier.models import ModelVersion, PredictionJob
+from classifier.selectors import training_examples
+from classifier.workspace import settings_twin
+from dataset.admin.datasets import DatasetAdmin
+from dataset.models import Dataset, Label
+from dataset.services import dataset_image_create
+from tests.photos import PHOTO_NAMES, jpeg
+
+pytestmark = pytest.mark.django_db
+LABELS = ["coffee", "not_coffee"]
+HOME = reverse("admin:index")
+
+
+@pytest.fixture
+def photos(dataset):
+    """Six photos of two labels: four train, two test (one per label), and a val pair."""
+    coffee, other = (Label.objects.create(dataset=dataset, name=name) for name in LABELS)
+    splits = ["train", "train", "train", "train", "test", "test"]
+    images = [
+        dataset_image_create(dataset=dataset, data=jpeg(name), name=f"{name}.jpg", label=coffee if i % 2 else other,
+                             split=split)
+        for i, (name, split) in enumerate(zip(PHOTO_NAMES, splits))
+    ]
+    images.append(dataset_image_create(dataset=dataset, data=jpeg("coffee", size=(300, 200)), name="val1.jpg",
+                                       label=coffee, split="val"))
+    images.append(dataset_image_create(dataset=dataset, data=jpeg("rocket", size=(300, 200)), name="val2.jpg",
+                                       label=other, split="val"))
+    return images
+
+
+def version_with(dataset, number, test_p1, *, active=False, fingerprint="", tflite_bytes=8_904_552, threshold=0.5):
+    """A ready version whose test photos (the dataset's) got P(not_coffee) = test_p1, with the
+    metrics the real evaluation computes from them, and its per-photo scores."""
+    test = list(dataset.images.filter(split="test").order_by("sha256").select_related("label"))
+    labels = np.array([LABELS.index(image.label.name) for image in test])
+    probabilities = np.array([[1 - p, p] for p in test_p1])
+    keys = [image.sha256 for image in test]
+    split_metrics = evaluate(probabilities, labels, class_names=LABELS, threshold=threshold, keys=keys)
+    split_metrics["scores"] = photo_scores(probabilities, labels, keys)
+    return ModelVersion.objects.create(
+        dataset=dataset, number=number, backbone="mobilenet_025", status=ModelVersion.Status.READY,
+        is_active=active, labels=LABELS, threshold=threshold, artifact_dir=f"models/{dataset.slug}/{number}",
+        training_settings=TrainSettings(backbone="mobilenet_025").as_dict(), training_seconds=42.5,
+        finished_at=timezone.now(),
+        metrics={"val": {**split_metrics}, "test": split_metrics, "tflite_bytes": tflite_bytes,
+                 "fingerprint": fingerprint, "head": {"l2": 0.001}},
+    )
+
+
+def messages_of(response):
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+# ----- pure evaluation helpers
+
+
+def test_threshold_sweep_runs_from_nothing_positive_to_everything_positive():
+    scores = np.array([0.9, 0.8, 0.3, 0.1])
+    rows = threshold_sweep(scores, np.array([True, False, True, False]))
+    assert (rows[0]["tpr"], rows[0]["fpr"], rows[0]["precision"]) == (0.0, 0.0, 1.0)
+    assert (rows[-1]["tpr"], rows[-1]["fpr"], rows[-1]["threshold"]) == (1.0, 1.0, 0.1)
+    at_08 = next(row for row in rows if row["threshold"] == 0.8)
+    assert (at_08["precision"], at_08["recall"], at_08["accuracy"]) == (0.5, 0.5, 0.5)
+
+
+# ----- the home
+
+
+def test_home_shows_each_dataset_with_its_active_version_and_what_needs_a_look(staff_client, dataset, photos):
+    version = version_with(dataset, 1, [0.9, 0.2], active=True)
+    for feedback, decision in (("wrong", "answered"), ("", "unsure"), ("", "unsure")):
+        PredictionJob.objects.create(dataset=dataset, image="predictions/x.jpg", image_format="JPEG", status="done",
+                                     label="coffee", model_version=version, finished_at=timezone.now(),
+                                     feedback=feedback, decision=decision)
+    page = staff_client.get(HOME).content.decode()
+    row = re.search(r'<th scope="row"><a href="[^"]+">Coffee or not</a></th>(.*?)</tr>', page, re.DOTALL).group(1)
+    cells = re.findall(r'<td class="number"[^>]*>(.*?)</td>', row, re.DOTALL)
+    assert cells[0].startswith(f"{len(photos)}<br>")
+    assert "coffee v1" in row and "badge-active" in row
+    test_accuracy = version.test_accuracy()
+    assert cells[1] == f"{test_accuracy * 100:.2f} %"
+    assert cells[2] == "3"  # answered today
+    wrong_link, unsure_link = (re.search(r'href="([^"]+)">(\d+)<', cell).groups() for cell in cells[3:5])
+    assert wrong_link[1] == "1" and unsure_link[1] == "2"
+    listed = staff_client.get(unsure_link[0].replace("&amp;", "&")).context["cl"].result_count
+    assert listed == 2
+    # the workflow's pages in order, the task queue's tables folded away last
+    assert page.index("<strong>Datasets</strong>") < page.index("<strong>Versions</strong>") < page.index(
+        "<strong>Predictions</strong>")
+    assert page.index('class="app-dataset') < page.index('class="app-classifier')
+    internals = page.index('<details class="internals">')
+    assert page.index('class="app-django_q') > internals
+
+
+def test_home_shows_a_training_in_progress_with_its_step_and_time_left(staff_client, dataset, photos):
+    version_with(dataset, 1, [0.9, 0.2])  # no stage timings stored: the estimate comes from the pace
+    training = ModelVersion.objects.create(
+        dataset=dataset, number=2, backbone="mobilenet_025", status=ModelVersion.Status.TRAINING, stage="head",
+        progress=0.5, started_at=timezone.now() - timezone.timedelta(seconds=30), artifact_dir="models/coffee/2",
+    )
+    page = staff_client.get(HOME).content.decode()
+    assert "coffee v2: Step 2 of 4: head" in page
+    state = staff_client.get(reverse("admin:classifier_modelversion_progress", args=[training.pk])).json()
+    assert (state["step"], state["stages"], state["stage"]) == (2, len(STAGES), "head")
+    assert 0.6 < state["done"] < 0.8  # the embeddings' share plus half the head's
+    assert state["left"] == pytest.approx(state["elapsed"] * (1 - state["done"]) / state["done"], rel=0.01)
+    assert "left" in state["text"]
+
+
+# ----- training from the dataset page and list
+
+
+def test_dataset_page_has_the_versions_and_a_train_button_without_replacing_the_dataset_admin(
+    staff_client, dataset, photos
+):
+    assert type(admin.site._registry[Dataset]) is DatasetAdmin
+    version_with(dataset, 1, [0.9, 0.2], active=True)
+    page = staff_client.get(reverse("admin:dataset_dataset_change", args=[dataset.pk])).content.decode()
+    train_url = reverse("admin:classifier_modelversion_train", args=[dataset.pk])
+    assert f'href="{train_url}"' in page and "coffee v1" in page and "badge-active" in page
+
+
+def test_train_form_offers_the_commands_choices_and_queues_a_version(staff_client, dataset, photos):
+    url = reverse("admin:classifier_modelversion_train", args=[dataset.pk])
+    form = staff_client.get(url).content.decode()
+    assert '<option value="mobilenet_025">' in form and 'name="epochs"' in form
+    response = staff_client.post(url, {"backbone": "mobilenet_025", "epochs": "50"})
+    version = ModelVersion.objects.get(dataset=dataset)
+    assert response.status_code == 302 and response["Location"].endswith(f"/{version.pk}/change/")
+    assert (version.backbone, version.training_settings["epochs"], version.status) == ("mobilenet_025", 50, "queued")
+    page = staff_client.get(response["Location"]).content.decode()
+    assert "<title>coffee v1 |" in page and 'class="training-progress"' in page
+
+
+def test_train_form_refuses_bad_choices_and_untrainable_data_in_a_sentence(staff_client, dataset, photos):
+    url = reverse("admin:classifier_modelversion_train", args=[dataset.pk])
+    response = staff_client.post(url, {"backbone": "resnet9000", "epochs": "0"})
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode() and not ModelVersion.objects.exists()
+    dataset.images.filter(split="val").update(split="train")
+    page = staff_client.get(url).content.decode()
+    assert "cannot train yet: The validation split is empty" in page
+    response = staff_client.post(url, {"backbone": "mobilenet_025", "epochs": "10"})
+    assert response.status_code == 400 and "The validation split is empty" in response.content.decode()
+    assert not ModelVersion.objects.exists()
+    dataset_page = staff_client.get(reverse("admin:dataset_dataset_change", args=[dataset.pk])).content.decode()
+    assert "Training is not possible yet: The validation split is empty" in dataset_page
+
+
+def test_the_dataset_list_trains_with_defaults_or_opens_the_form(staff_client, dataset, photos):
+    changelist = reverse("admin:dataset_dataset_changelist")
+    response = staff_client.post(changelist, {"action": "train_with_options", "_selected_action": [dataset.pk]})
+    assert response["Location"] == reverse("admin:classifier_modelversion_train", args=[dataset.pk])
+    empty = Dataset.objects.create(name="Empty", slug="empty")
+    response = staff_client.post(changelist, {"action": "retrain", "_selected_action": [empty.pk]}, follow=True)
+    assert "Training needs at least 2 labels with photos" in " ".join(messages_of(response))
+    assert not ModelVersion.objects.exists()
+
+
+def test_training_pages_are_for_staff_with_the_permission(client, dataset, photos):
+    version = version_with(dataset, 1, [0.9, 0.2])
+    urls = [reverse("admin:classifier_modelversion_train", args=[dataset.pk]),
+            reverse("admin:classifier_modelversion_progress", args=[version.pk])]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
+    viewer = get_user_model().objects.create_user("viewer", password="a-long-test-password", is_staff=True)
+    client.force_login(viewer)
+    assert client.post(urls[0], {"backbone": "mobilenet_025", "epochs": "5"}).status_code == 403
+    assert ModelVersion.objects.count() == 1
+
+
+def test_a_retrain_of_unchanged_data_says_it_gives_the_same_model(staff_client, dataset, photos):
+    examples, names = training_examples(dataset=dataset)
+    settings = TrainSettings(backbone="mobilenet_025", epochs=500)
+    first = version_with(dataset, 1, [0.9, 0.2], fingerprint=data_fingerprint(examples, names, settings))
+    assert settings_twin(dataset=dataset, settings=settings) == first
+    assert settings_twin(dataset=dataset, settings=TrainSettings(backbone="mobilenet_025", epochs=400)) is None
+    response = staff_client.post(reverse("admin:classifier_modelversion_train", args=[dataset.pk]),
+                                 {"backbone": "mobilenet_025", "epochs": "500"}, follow=True)
+    assert "has the same data and settings as coffee v1: expect the same model." in " ".join(messages_of(response))
+    second = version_with(dataset, 3, [0.9, 0.2], fingerprint=first.metrics["fingerprint"])
+    page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[second.pk])).content.decode()
+    assert re.search(r"Same data and settings as <a href=\"[^\"]+\">coffee v1</a>", page)
+
+
+# ----- the version page and the comparison
+
+
+def test_version_page_is_a_report_with_curves_and_the_threshold_in_use(staff_client, dataset, photos):
+    version = version_with(dataset, 1, [0.8, 0.3], threshold=0.5)
+    page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
+    assert "<h1>coffee v1</h1>" in page and "Change model version" not in page
+    assert page.index("Activate this version") < page.index("<h2>Scores</h2>") < page.index("Training settings and files")
+    assert page.count("<svg class=\"chart\"") == 3 and 'aria-label="ROC curve (test, positive: not_coffee)"' in page
+    assert re.search(r'<tr class="chosen"><th scope="row">0.50 \(in use\)</th>', page)
+    settings_table = re.search(r'<table class="settings-table">(.*?)</table>', page, re.DOTALL).group(1)
+    assert "8.5\xa0MB" in settings_table and "8904552" not in page and "{" not in settings_table
+    # the test photos: a coffee one answered not_coffee (0.8) and a not_coffee one answered coffee (0.3)
+    assert page.count('class="photo-card"') == 4  # misclassified on val and on test (the same metrics)
+    assert page.count("Fix the label") == 4
+    assert 'class="cell shade-0 correct"' in page and 'class="cell shade-5 wrong"' in page
+    assert "100.00 %" in page
+
+
+def test_version_page_of_a_version_without_stored_scores_says_the_curves_are_not_available(staff_client, dataset,
+                                                                                         photos):
+    version = version_with(dataset, 1, [0.8, 0.3])
+    for split in ("val", "test"):
+        del version.metrics[split]["scores"]
+    version.save()
+    page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
+    assert "Not available for versions trained before" in page and "<svg class=\"chart\"" not in page
+
+
+def test_compare_shows_formatted_values_a_coloured_difference_and_the_photos_answered_differently(
+    staff_client, dataset, photos
+):
+    first = version_with(dataset, 1, [0.8, 0.3], tflite_bytes=8_904_552)
+    second = version_with(dataset, 2, [0.8, 0.9], tflite_bytes=4_000_000, active=True)
+    changelist = reverse("admin:classifier_modelversion_changelist")
+    response = staff_client.post(changelist, {"action": "compare_selected", "_selected_action": [second.pk, first.pk]})
+    page = staff_client.get(response["Location"]).content.decode()
+    row = re.search(r"<tr><th scope=\"row\">test accuracy</th>(.*?)</tr>", page, re.DOTALL).group(1)
+    values = re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
+    assert values[:2] == [f"{first.test_accuracy() * 100:.2f} %", f"{second.test_accuracy() * 100:.2f} %"]
+    assert 'class="number difference better"' in row and "+50.00 points" in values[2]
+    size = re.search(r"<tr><th scope=\"row\">Model file \(TFLite\)</th>(.*?)</tr>", page, re.DOTALL).group(1)
+    assert "8.5\xa0MB" in size and "3.8\xa0MB" in size and "better" in size
+    assert "0.9837" not in page and "8904552" not in page
+    assert page.count('class="photo-card"') == 1  # the one test photo whose answer changed
+    listing = staff_client.get(changelist).content.decode()
+    assert listing.count('<span class="badge-active">active</span>') == 1 and "icon-no.svg" not in listing
+
+
+def test_compare_refuses_a_single_version_with_a_sentence(staff_client, dataset, photos):
+    version = version_with(dataset, 1, [0.8, 0.3])
+    response = staff_client.get(reverse("admin:classifier_modelversion_compare") + f"?v={version.pk}", follow=True)
+    assert "Pick 2 to 6 versions in the list" in " ".join(messages_of(response))
+
+
+def test_the_fingerprint_changes_with_a_label_a_split_or_a_setting(dataset, photos):
+    settings = TrainSettings(backbone="mobilenet_025")
+    before = data_fingerprint(*training_examples(dataset=dataset), settings)
+    assert data_fingerprint(*training_examples(dataset=dataset), settings) == before
+    assert data_fingerprint(*training_examples(dataset=dataset), TrainSettings(backbone="mobilenet_025", epochs=9)) != before
+    image = photos[0]
+    image.split = "val"
+    image.save(update_fields=["split"])
+    moved = data_fingerprint(*training_examples(dataset=dataset), settings)
+    assert moved != before
+    image.label = Label.objects.get(dataset=dataset, name="coffee" if image.label.name != "coffee" else "not_coffee")
+    image.save(update_fields=["label"])
+    assert data_fingerprint(*training_examples(dataset=dataset), settings) not in (before, moved)
+
+
+def test_deleting_datasets_from_the_list_takes_their_versions_and_jobs(staff_client, dataset, photos, media_root,
+                                                                     django_capture_on_commit_callbacks):
+    version = version_with(dataset, 1, [0.8, 0.3], active=True)
+    PredictionJob.objects.create(dataset=dataset, image="predictions/x.jpg", image_format="JPEG", status="done",
+                                 model_version=version)
+    directory = media_root / version.artifact_dir
+    directory.mkdir(parents=True)
+    (directory / "model.tflite").write_bytes(b"weights")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("admin:dataset_dataset_changelist"),
+                                     {"action": "delete_selected", "_selected_action": [dataset.pk], "post": "yes"})
+    assert response.status_code == 302
+    assert not Dataset.objects.exists() and not ModelVersion.objects.exists() and not PredictionJob.objects.exists()
+    assert not directory.exists()
