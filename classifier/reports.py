@@ -172,7 +172,7 @@ def difference_text(first: float, last: float, kind: str) -> str:
     change = last - first
     sign = "+" if change > 0 else "−" if change < 0 else "±"
     if kind == "percentage":
-        return f"{sign}{abs(change) * 100:.2f} points"
+        return f"{sign}{abs(change) * 100:.1f} points"
     if kind == "bytes":
         return f"{sign}{filesizeformat(abs(change))}"
     if kind == "seconds":

@@ -13,6 +13,7 @@ from classifier.ml.train import STAGES, NotTrainable, TrainSettings, data_finger
 from classifier.models import ModelVersion, PredictionJob
 from classifier.reports import seconds_text
 from classifier.selectors import active_version, training_examples
+from classifier.selectors_review import review_waiting_counts
 from dataset.models import Dataset
 
 # Share of a training's time per stage when no earlier version of the dataset says better.
@@ -72,11 +73,11 @@ def settings_twin(*, dataset: Dataset, settings: TrainSettings) -> ModelVersion 
 
 
 def datasets_overview() -> list[dict]:
-    """Per dataset: its active version and scores, image counts, a training under way, and
-    today's predictions with how many were marked wrong or answered "unsure" (each with the
-    link to those predictions)."""
+    """Per dataset: its active version and scores, image counts, a training under way, today's
+    answered predictions, and the answers waiting in the review queue (marked wrong; unsure or
+    nearly so), with the link to that queue."""
     today = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
-    changelist = reverse("admin:classifier_predictionjob_changelist")
+    review = reverse("admin:classifier_reviewitem_changelist")
     rows = []
     for dataset in Dataset.objects.annotate(
         image_count=Count("images", distinct=True),
@@ -93,10 +94,8 @@ def datasets_overview() -> list[dict]:
             "training": training,
             "progress": training_progress(version=training) if training else None,
             "answered_today": jobs.filter(status=PredictionJob.Status.DONE, finished_at__gte=today).count(),
-            "wrong": jobs.filter(feedback=PredictionJob.Feedback.WRONG).count(),
-            "unsure": jobs.filter(decision=PredictionJob.Decision.UNSURE).count(),
-            "wrong_url": changelist + "?" + urlencode({"dataset__id__exact": dataset.pk, "feedback": "wrong"}),
-            "unsure_url": changelist + "?" + urlencode({"dataset__id__exact": dataset.pk, "decision__exact": "unsure"}),
+            "waiting": review_waiting_counts(dataset=dataset),
+            "review_url": review + "?" + urlencode({"dataset": dataset.slug}),
         })
     return rows
 

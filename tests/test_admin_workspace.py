@@ -17,6 +17,7 @@ from classifier.ml.metrics import evaluate, photo_scores, threshold_sweep
 from classifier.ml.train import STAGES, TrainSettings, data_fingerprint
 from classifier.models import ModelVersion, PredictionJob
 from classifier.selectors import training_examples
+from classifier.templatetags.classifier_format import percentage
 from classifier.workspace import settings_twin
 from dataset.admin.datasets import DatasetAdmin
 from dataset.models import Dataset, Label
@@ -95,12 +96,12 @@ def test_home_shows_each_dataset_with_its_active_version_and_what_needs_a_look(s
     assert cells[0].startswith(f"{len(photos)}<br>")
     assert "coffee v1" in row and "badge-active" in row
     test_accuracy = version.test_accuracy()
-    assert cells[1] == f"{test_accuracy * 100:.2f} %"
+    assert cells[1] == percentage(test_accuracy)
     assert cells[2] == "3"  # answered today
     wrong_link, unsure_link = (re.search(r'href="([^"]+)">(\d+)<', cell).groups() for cell in cells[3:5])
-    assert wrong_link[1] == "1" and unsure_link[1] == "2"
-    listed = staff_client.get(unsure_link[0].replace("&amp;", "&")).context["cl"].result_count
-    assert listed == 2
+    assert wrong_link[1] == "1" and unsure_link[1] == "2"  # waiting in the review queue
+    queue = staff_client.get(unsure_link[0].replace("&amp;", "&")).context
+    assert queue["dataset"] == dataset and len(queue["jobs"]) == 3
     # the workflow's pages in order, the task queue's tables folded away last
     assert page.index("<strong>Datasets</strong>") < page.index("<strong>Versions</strong>") < page.index(
         "<strong>Predictions</strong>")
@@ -217,7 +218,7 @@ def test_version_page_is_a_report_with_curves_and_the_threshold_in_use(staff_cli
     assert page.count('class="photo-card"') == 4  # misclassified on val and on test (the same metrics)
     assert page.count("Fix the label") == 4
     assert 'class="cell shade-0 correct"' in page and 'class="cell shade-5 wrong"' in page
-    assert "100.00 %" in page
+    assert "100 %" in page
 
 
 def test_version_page_of_a_version_without_stored_scores_says_the_curves_are_not_available(staff_client, dataset,
@@ -240,8 +241,8 @@ def test_compare_shows_formatted_values_a_coloured_difference_and_the_photos_ans
     page = staff_client.get(response["Location"]).content.decode()
     row = re.search(r"<tr><th scope=\"row\">test accuracy</th>(.*?)</tr>", page, re.DOTALL).group(1)
     values = re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
-    assert values[:2] == [f"{first.test_accuracy() * 100:.2f} %", f"{second.test_accuracy() * 100:.2f} %"]
-    assert 'class="number difference better"' in row and "+50.00 points" in values[2]
+    assert values[:2] == [percentage(first.test_accuracy()), percentage(second.test_accuracy())]
+    assert 'class="number difference better"' in row and "+50.0 points" in values[2]
     size = re.search(r"<tr><th scope=\"row\">Model file \(TFLite\)</th>(.*?)</tr>", page, re.DOTALL).group(1)
     assert "8.5\xa0MB" in size and "3.8\xa0MB" in size and "better" in size
     assert "0.9837" not in page and "8904552" not in page
