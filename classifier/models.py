@@ -104,6 +104,26 @@ class FieldScore(models.Model):
         return f"{self.version} on {self.photos} field photos"
 
 
+class FieldAnswer(models.Model):
+    """What one version answers for one field photo, computed once: neither a version nor a photo
+    ever changes, so a scoring only runs the photos a version has not answered yet. Its true
+    label is read at scoring time (a review may correct it)."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="field_answers")
+    job = models.ForeignKey("PredictionJob", on_delete=models.CASCADE, related_name="field_answers")
+    sha256 = models.CharField(max_length=64, help_text="The photo's content hash: its group in the dataset, if any.")
+    seen_in_training = models.BooleanField(
+        default=False, help_text="The version trained or was calibrated on this photo: it is not scored on it."
+    )
+    probabilities = models.JSONField(default=list, help_text="Per label, in the version's label order.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "job"], name="one_field_answer_per_version_and_job")]
+
+    def __str__(self):
+        return f"{self.version} on {self.job_id}"
+
+
 def prediction_upload_to(instance: "PredictionJob", filename: str) -> str:
     """Named by the job's random UUID: nothing in the name comes from the user."""
     extension = filename.rsplit(".", 1)[-1].lower()

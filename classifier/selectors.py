@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import timedelta
@@ -101,6 +102,11 @@ def ready_version(*, dataset: Dataset, number: int | None = None) -> ModelVersio
 
 def artifact_path(*, version: ModelVersion) -> Path:
     return Path(settings.MEDIA_ROOT) / version.artifact_dir
+
+
+def version_metadata(*, version: ModelVersion) -> dict:
+    """The metadata.json a ready version's training wrote (threshold, unsure_below, images…)."""
+    return json.loads((artifact_path(version=version) / "metadata.json").read_text())
 
 
 def dataset_slug(*, slug: str | None) -> str | None:

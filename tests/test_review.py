@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from classifier import selectors_review
-from classifier.models import FieldScore, FieldScoring, PredictionJob
+from classifier.models import FieldAnswer, FieldScore, FieldScoring, PredictionJob
 from classifier.services.field_set import field_set_score
 from classifier.services.predictions import prediction_feedback_give, prediction_job_create
 from dataset.models import DatasetImage
@@ -117,6 +117,7 @@ def test_versions_are_scored_on_the_field_set_by_the_training_cluster(trained, s
                      message="the training cluster to score the version")
     assert (score.photos, score.accuracy) == (1, 1.0)
     assert score.per_label[first.label]["recall"] == 1.0 and score.per_label[first.label]["support"] == 1
+    [first_answer] = FieldAnswer.objects.filter(version=version)
 
     # a curator gives the second photo the label the model did not answer: the score moves
     response = label(curator_client(), second, label=other_label(second))
@@ -129,6 +130,9 @@ def test_versions_are_scored_on_the_field_set_by_the_training_cluster(trained, s
     scorings = FieldScoring.objects.filter(dataset=trained)
     assert {scoring.status for scoring in scorings} == {"done"} and scorings.count() == 2
     assert [score.pk for score in selectors_review.field_scores_latest(dataset=trained)] == [latest.pk]
+    # a version answers a photo once: the second scoring ran only the new photo
+    answers = FieldAnswer.objects.filter(version=version)
+    assert answers.count() == 2 and answers.filter(pk=first_answer.pk, job=first).exists()
 
     # a new version is scored once it is ready, but not on the reviewed photo if it trained on it
     call_command("train", "--dataset", trained.slug, "--backbone", "mobilenet_025", "--no-progress",

@@ -5,6 +5,7 @@ becomes ready, at most one waiting per dataset; pages only read the stored score
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,7 +18,7 @@ from django.utils import timezone
 from classifier import selectors, selectors_review
 from classifier.ml.metrics import evaluate
 from classifier.ml.predictor import Predictor
-from classifier.models import FieldScore, FieldScoring, ModelVersion
+from classifier.models import FieldAnswer, FieldScore, FieldScoring, ModelVersion
 from dataset.imaging import content_sha256
 from dataset.models import Dataset
 from dataset.selectors import file_read
@@ -91,8 +92,7 @@ def field_set_score(*, scoring_id: int) -> FieldScoring | None:
 class VersionTally:
     """What one version answered on the field photos it is scored on."""
 
-    predictor: Predictor
-    seen: set[str]
+    version: ModelVersion
     probabilities: list[np.ndarray] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
@@ -102,54 +102,82 @@ class VersionTally:
 def field_set_versions_score(*, scoring: FieldScoring, versions: list[ModelVersion]) -> int:
     """Score `versions` on the field set and store their FieldScore rows; returns the photo count.
 
-    Each photo is read and decoded once per preprocessing (input size, JPEG reduction) and run
-    through every version's LiteRT model the way serving runs it. A version is not scored on a
-    photo it trained or was calibrated on (its metadata names them by sha256), nor on one whose
-    true label it does not know, nor on a job whose photo file is gone. Groups come from the dataset image with the same bytes, if any.
+    A version's answers are stored (FieldAnswer) the first time it meets a photo, so a scoring
+    runs only the photos a version has not answered yet. A version is not scored on a photo it
+    trained or was calibrated on, nor on one whose true label it does not know, nor on a job
+    whose photo file is gone. Groups come from the dataset image with the same bytes, if any.
     """
     photos = selectors_review.field_photos(dataset=scoring.dataset)
+    field_answers_compute(versions=versions, photos=photos)
     group_of = dict(scoring.dataset.images.exclude(group="").values_list("sha256", "group"))
-    tallies = {}
-    for version in versions:
-        predictor = Predictor(selectors.artifact_path(version=version), num_threads=settings.PREDICTOR_THREADS)
-        seen = {key for split in SEEN_SPLITS for key in predictor.metadata.get("images", {}).get(split, [])}
-        tallies[version.pk] = VersionTally(predictor=predictor, seen=seen)
+    tallies = {version.pk: VersionTally(version=version) for version in versions}
+    answers = FieldAnswer.objects.filter(version__in=versions, job_id__in=[photo.job_id for photo in photos])
+    stored = {(answer.version_id, str(answer.job_id)): answer for answer in answers}
     for photo in photos:
-        try:
-            data = file_read(file=photo.image)
-        except FileNotFoundError:  # its photo was removed by hand: the row alone cannot be scored
-            for tally in tallies.values():
+        for version in versions:
+            tally, answer = tallies[version.pk], stored.get((version.pk, photo.job_id))
+            if answer is None:
                 tally.left_out["photo_missing"] += 1
-            continue
-        sha256 = content_sha256(data)
-        pixels: dict[tuple[int, bool], np.ndarray] = {}
-        for tally in tallies.values():
-            predictor = tally.predictor
-            if sha256 in tally.seen:
+            elif answer.seen_in_training:
                 tally.left_out["seen_in_training"] += 1
-            elif photo.label not in predictor.class_names:
+            elif photo.label not in version.labels:
                 tally.left_out["label_unknown_to_version"] += 1
             else:
-                key = (predictor.input_size, predictor.reduced_jpeg)
-                if key not in pixels:
-                    pixels[key] = predictor.model_input(data)
-                tally.probabilities.append(predictor.predict_pixels(pixels[key])[0])
-                tally.labels.append(predictor.class_names.index(photo.label))
-                tally.groups.append(group_of.get(sha256, ""))
+                tally.probabilities.append(np.array(answer.probabilities))
+                tally.labels.append(version.labels.index(photo.label))
+                tally.groups.append(group_of.get(answer.sha256, ""))
     FieldScore.objects.bulk_create(
         [field_score_of(scoring=scoring, version=version, tally=tallies[version.pk]) for version in versions]
     )
     return len(photos)
 
 
+def field_answers_compute(*, versions: list[ModelVersion], photos: list) -> None:
+    """Store each version's answer for the field photos it has not answered yet. Each photo is read
+    and decoded once per preprocessing (input size, JPEG reduction) and run through the version's
+    LiteRT model the way serving runs it; a photo whose file is gone gets no answer."""
+    answered = set(
+        FieldAnswer.objects.filter(version__in=versions, job_id__in=[photo.job_id for photo in photos])
+        .values_list("version_id", "job_id")
+    )
+    predictors: dict[int, tuple[Predictor, set[str]]] = {}
+    for photo in photos:
+        missing = [version for version in versions if (version.pk, uuid.UUID(photo.job_id)) not in answered]
+        if not missing:
+            continue
+        try:
+            data = file_read(file=photo.image)
+        except FileNotFoundError:  # its photo was removed by hand: the row alone cannot be scored
+            continue
+        sha256 = content_sha256(data)
+        pixels: dict[tuple[int, bool], np.ndarray] = {}
+        new = []
+        for version in missing:
+            if version.pk not in predictors:
+                predictor = Predictor(selectors.artifact_path(version=version), num_threads=settings.PREDICTOR_THREADS)
+                seen = {key for split in SEEN_SPLITS for key in predictor.metadata.get("images", {}).get(split, [])}
+                predictors[version.pk] = (predictor, seen)
+            predictor, seen = predictors[version.pk]
+            if sha256 in seen:
+                new.append(FieldAnswer(version=version, job_id=photo.job_id, sha256=sha256, seen_in_training=True))
+                continue
+            key = (predictor.input_size, predictor.reduced_jpeg)
+            if key not in pixels:
+                pixels[key] = predictor.model_input(data)
+            probabilities = predictor.predict_pixels(pixels[key])[0]
+            new.append(FieldAnswer(version=version, job_id=photo.job_id, sha256=sha256,
+                                   probabilities=[round(float(p), 6) for p in probabilities]))
+        FieldAnswer.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent scoring may have stored them
+
+
 def field_score_of(*, scoring: FieldScoring, version: ModelVersion, tally: VersionTally) -> FieldScore:
     """The FieldScore row of one version's tally: accuracy, per-label and per-group scores."""
-    predictor = tally.predictor
     if not tally.labels:
         return FieldScore(version=version, scoring=scoring, photos=0, left_out=dict(tally.left_out))
+    metadata = selectors.version_metadata(version=version)
     result = evaluate(
-        np.stack(tally.probabilities), np.array(tally.labels), class_names=predictor.class_names,
-        threshold=predictor.threshold, groups=tally.groups, unsure_below=predictor.metadata.get("unsure_below"),
+        np.stack(tally.probabilities), np.array(tally.labels), class_names=version.labels,
+        threshold=metadata.get("threshold"), groups=tally.groups, unsure_below=metadata.get("unsure_below"),
     )
     return FieldScore(
         version=version, scoring=scoring, photos=result["count"], accuracy=result["accuracy"],
