@@ -32,6 +32,10 @@ class ModelVersion(models.Model):
     training_seconds = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     is_active = models.BooleanField(default=False)
+    activate_when_better = models.BooleanField(
+        default=False, help_text="Requested by a scheduled retrain: activated once ready only if it beats the active "
+        "version on both the test split and the field set.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -50,6 +54,25 @@ class ModelVersion(models.Model):
 
     def test_accuracy(self) -> float | None:
         return (self.metrics.get("test") or {}).get("accuracy")
+
+
+class Activation(models.Model):
+    """Who made a version the one that answers its dataset, when, in place of which: the history of
+    activations and rollbacks, which the versions themselves (immutable) do not hold."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="activations")
+    previous = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(default=timezone.now)
+    confirmed_worse = models.BooleanField(
+        default=False, help_text="It scored worse than the version it replaced, and was activated after a second confirmation.",
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.version} activated"
 
 
 class FieldScoring(models.Model):

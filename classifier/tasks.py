@@ -10,12 +10,19 @@ from classifier.services.maintenance import (
     prediction_jobs_requeue_stale,
 )
 from classifier.services.predictions import prediction_job_run
-from classifier.services.training import model_version_train
+from classifier.services.retraining import dataset_retrain_if_due, model_version_train_and_judge
 from dataset import imports
+from dataset.models import Dataset
 
 
 def train_model_version(version_id: int) -> None:
-    model_version_train(version=ModelVersion.objects.get(pk=version_id))
+    model_version_train_and_judge(version=ModelVersion.objects.get(pk=version_id))
+
+
+def retrain_if_due(dataset_id: int, activate_when_better: bool = False) -> None:
+    dataset = Dataset.objects.filter(pk=dataset_id).first()
+    if dataset is not None:  # a schedule outliving its dataset does nothing
+        dataset_retrain_if_due(dataset=dataset, activate_when_better=activate_when_better)
 
 
 def score_field_set(scoring_id: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
+from django.conf import settings
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -14,7 +15,7 @@ from classifier.models import ModelVersion, PredictionJob
 from classifier.reports import seconds_text
 from classifier.selectors import active_version, training_examples
 from classifier.selectors_review import review_waiting_counts
-from dataset.models import Dataset
+from dataset.models import Dataset, DatasetImage
 
 # Share of a training's time per stage when no earlier version of the dataset says better.
 DEFAULT_STAGE_SHARES = {"embeddings": 0.6, "head": 0.2, "evaluation": 0.02, "export": 0.18}
@@ -95,6 +96,8 @@ def datasets_overview() -> list[dict]:
             "progress": training_progress(version=training) if training else None,
             "answered_today": jobs.filter(status=PredictionJob.Status.DONE, finished_at__gte=today).count(),
             "waiting": review_waiting_counts(dataset=dataset),
+            "learnt": photos_learnt_since_active(dataset=dataset),
+            "retrain_due": retrain_due(dataset=dataset),
             "review_url": review + "?" + urlencode({"dataset": dataset.slug}),
         })
     return rows
@@ -108,3 +111,22 @@ def training_refusal(*, dataset: Dataset) -> str | None:
     except NotTrainable as error:
         return str(error)
     return None
+
+
+LEARNT_SOURCES = (DatasetImage.Source.FEEDBACK, DatasetImage.Source.REVIEW)
+
+
+def photos_learnt_since_active(*, dataset: Dataset) -> int:
+    """Photos added from feedback or review since the active version's training began (all of
+    them when nothing is active)."""
+    images = dataset.images.filter(source__in=LEARNT_SOURCES, excluded=False, label__isnull=False)
+    active = active_version(dataset=dataset)
+    if active is not None and active.started_at is not None:
+        images = images.filter(created_at__gt=active.started_at)
+    return images.count()
+
+
+def retrain_due(*, dataset: Dataset) -> bool:
+    """Enough learnt photos (RETRAIN_SUGGESTED_AFTER) and no training already queued or running."""
+    waiting = dataset.model_versions.filter(status__in=(ModelVersion.Status.QUEUED, ModelVersion.Status.TRAINING))
+    return photos_learnt_since_active(dataset=dataset) >= settings.RETRAIN_SUGGESTED_AFTER and not waiting.exists()

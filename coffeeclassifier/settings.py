@@ -276,6 +276,9 @@ ML_CACHE_DIR = Path(os.environ.get("ML_CACHE_DIR", VAR_DIR / "cache"))
 # Trainings run on their own queue cluster, so a long training never delays predictions.
 TRAINING_CLUSTER = "training"
 TRAINING_TIMEOUT = env_int("TRAINING_TIMEOUT", 3600)
+# The admin suggests a retrain once this many photos came from feedback or review since the
+# active version was trained; a dataset's opt-in daily retrain waits for as many.
+RETRAIN_SUGGESTED_AFTER = env_int("RETRAIN_SUGGESTED_AFTER", 50)
 Q_CLUSTER["ALT_CLUSTERS"] = {
     TRAINING_CLUSTER: {
         "workers": 1,

@@ -15,12 +15,13 @@ from django.utils import timezone
 
 from classifier.ml.metrics import evaluate, photo_scores, threshold_sweep
 from classifier.ml.train import STAGES, TrainSettings, data_fingerprint
-from classifier.models import ModelVersion, PredictionJob
+from classifier.models import Activation, FieldAnswer, ModelVersion, PredictionJob
 from classifier.selectors import training_examples
+from classifier.services.retraining import candidate_activate_if_better, dataset_retrain_if_due
 from classifier.templatetags.classifier_format import percentage
 from classifier.workspace import settings_twin
 from dataset.admin.datasets import DatasetAdmin
-from dataset.models import Dataset, Label
+from dataset.models import Dataset, DatasetImage, Label
 from dataset.services import dataset_image_create
 from tests.photos import PHOTO_NAMES, jpeg
 
@@ -286,3 +287,122 @@ def test_deleting_datasets_from_the_list_takes_their_versions_and_jobs(staff_cli
     assert response.status_code == 302
     assert not Dataset.objects.exists() and not ModelVersion.objects.exists() and not PredictionJob.objects.exists()
     assert not directory.exists()
+
+
+# ----- the candidate report and the second confirmation
+
+
+def field_job(dataset, version, label):
+    """An answered job whose answer people confirmed right: a field photo whose true label is `label`."""
+    return PredictionJob.objects.create(dataset=dataset, image="predictions/x.jpg", image_format="JPEG", status="done",
+                                        label=label, model_version=version, finished_at=timezone.now(),
+                                        feedback="correct")
+
+
+def test_a_candidate_is_compared_photo_by_photo_and_activating_it_when_worse_asks_twice(staff_client, dataset,
+                                                                                     photos):
+    test = list(dataset.images.filter(split="test").order_by("sha256").select_related("label"))
+    right = [0.9 if image.label.name == "not_coffee" else 0.1 for image in test]
+    active = version_with(dataset, 1, right, active=True)
+    candidate = version_with(dataset, 2, [1 - right[0], *right[1:]])  # breaks the first test photo
+    coffee, other = field_job(dataset, active, "coffee"), field_job(dataset, active, "not_coffee")
+    FieldAnswer.objects.bulk_create([  # on the field set the candidate fixes the coffee photo
+        FieldAnswer(version=active, job=coffee, sha256="a" * 64, probabilities=[0.2, 0.8]),
+        FieldAnswer(version=active, job=other, sha256="b" * 64, probabilities=[0.3, 0.7]),
+        FieldAnswer(version=candidate, job=coffee, sha256="a" * 64, probabilities=[0.9, 0.1]),
+        FieldAnswer(version=candidate, job=other, sha256="b" * 64, probabilities=[0.4, 0.6]),
+    ])
+
+    page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[candidate.pk])).content.decode()
+    assert "Against the active coffee v1" in page
+    assert "Test split: it would break 1" in page and "Field set: it would fix 1" in page
+    assert "Test split: it would fix" not in page and "Field set: it would break" not in page
+
+    activate = reverse("admin:classifier_modelversion_activate", args=[candidate.pk])
+    asked = staff_client.post(activate)
+    assert asked.status_code == 200 and "Activate coffee v2 anyway" in asked.content.decode()
+    assert "test split 50.0% against 100.0% on 2 photos" in asked.content.decode()
+    candidate.refresh_from_db()
+    assert not candidate.is_active and not Activation.objects.exists()
+
+    listed = staff_client.post(reverse("admin:classifier_modelversion_changelist"),
+                               {"action": "activate_selected", "_selected_action": [candidate.pk]}, follow=True)
+    assert any("Activate it from its page to confirm" in message for message in messages_of(listed))
+
+    confirmed = staff_client.post(activate, {"confirmed_worse": "1"})
+    assert confirmed.status_code == 302
+    candidate.refresh_from_db()
+    assert candidate.is_active
+    activation = Activation.objects.get()
+    assert (activation.version, activation.previous, activation.confirmed_worse) == (candidate, active, True)
+    assert activation.user == confirmed.wsgi_request.user
+
+    # a rollback is judged the same way: v1 is the worse of the two on the field set
+    rollback = reverse("admin:classifier_modelversion_activate", args=[active.pk])
+    assert "field set 50.0% against 100.0% on 2 photos" in staff_client.post(rollback).content.decode()
+    assert staff_client.post(rollback, {"confirmed_worse": "1"}).status_code == 302
+    assert Activation.objects.filter(version=active, previous=candidate, confirmed_worse=True).exists()
+
+
+# ----- retraining: suggested, scheduled, judged
+
+
+def learnt_photos(dataset, count):
+    """`count` more labelled photos that came from the review queue."""
+    label, start = dataset.labels.get(name="coffee"), dataset.images.count()
+    for i in range(start, start + count):
+        dataset_image_create(dataset=dataset, data=jpeg("coffee", size=(120 + i, 90)), name=f"learnt{i}.jpg",
+                             label=label, source=DatasetImage.Source.REVIEW)
+
+
+def test_a_retrain_is_suggested_after_enough_learnt_photos_and_scheduled_daily_on_opt_in(staff_client, dataset,
+                                                                                       photos, settings):
+    from django_q.models import Schedule
+
+    settings.RETRAIN_SUGGESTED_AFTER = 3
+    version_with(dataset, 1, [0.1, 0.9], active=True)
+    learnt_photos(dataset, 2)
+    assert "workspace-suggestion" not in staff_client.get(HOME).content.decode()
+    learnt_photos(dataset, 1)
+    home = staff_client.get(HOME).content.decode()
+    assert "has 3 new photos from feedback and review" in home
+    assert reverse("admin:classifier_modelversion_train", args=[dataset.pk]) in home
+
+    schedule_url = reverse("admin:classifier_modelversion_retrain_schedule", args=[dataset.pk])
+    dataset_page = staff_client.get(reverse("admin:dataset_dataset_change", args=[dataset.pk])).content.decode()
+    assert "a retrain is suggested" in dataset_page and "Retrained only when someone asks." in dataset_page
+    saved = staff_client.post(schedule_url, {"enabled": "1", "activate_when_better": "1"}, follow=True)
+    assert any("retrained every day" in message for message in messages_of(saved))
+    schedule = Schedule.objects.get(func="classifier.tasks.retrain_if_due")
+    assert (schedule.cluster, schedule.schedule_type, schedule.args) == ("training", Schedule.DAILY, repr(dataset.pk))
+    assert "beats the active one" in saved.content.decode()
+
+    version = dataset_retrain_if_due(dataset=dataset, activate_when_better=True)  # what the schedule's task runs
+    assert version.number == 2 and version.activate_when_better and version.status == ModelVersion.Status.QUEUED
+    assert dataset_retrain_if_due(dataset=dataset, activate_when_better=True) is None  # one is queued already
+
+    staff_client.post(schedule_url, {})
+    assert not Schedule.objects.filter(func="classifier.tasks.retrain_if_due").exists()
+
+
+def test_a_scheduled_candidate_is_activated_only_when_it_beats_the_active_version_on_both_sets(dataset, photos):
+    test = list(dataset.images.filter(split="test").order_by("sha256").select_related("label"))
+    right = [0.9 if image.label.name == "not_coffee" else 0.1 for image in test]
+    active = version_with(dataset, 1, [1 - right[0], *right[1:]], active=True)  # wrong on one test photo
+    coffee = field_job(dataset, active, "coffee")
+    answers = {"active": [0.2, 0.8], "better": [0.9, 0.1], "same": [0.2, 0.8]}
+    FieldAnswer.objects.create(version=active, job=coffee, sha256="a" * 64, probabilities=answers["active"])
+
+    # better on the test split, not on the field set: it waits
+    tie = version_with(dataset, 2, right)
+    FieldAnswer.objects.create(version=tie, job=coffee, sha256="a" * 64, probabilities=answers["same"])
+    assert not candidate_activate_if_better(version=tie)
+    # better on both: it answers from now on, and the record says nobody clicked
+    better = version_with(dataset, 3, right)
+    FieldAnswer.objects.create(version=better, job=coffee, sha256="a" * 64, probabilities=answers["better"])
+    assert candidate_activate_if_better(version=better)
+    better.refresh_from_db()
+    tie.refresh_from_db()
+    assert better.is_active and not tie.is_active
+    activation = Activation.objects.get(version=better)
+    assert activation.user is None and activation.previous == active and not activation.confirmed_worse

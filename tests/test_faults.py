@@ -253,7 +253,7 @@ def test_a_retrain_and_an_activation_while_jobs_flow_fail_no_prediction(
                      interval=1, message="the retrain on the training cluster")
             version.refresh_from_db()
             assert version.status == "ready", version.error
-            model_version_activate(version=version)
+            model_version_activate(version=version, confirmed_worse=True)
             activated_at = timezone.now()
             wait_for(lambda: PredictionJob.objects.filter(model_version=version).count() >= 10, timeout=60,
                      message="jobs answered by the new version")

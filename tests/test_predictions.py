@@ -243,7 +243,7 @@ def test_the_next_job_after_activation_is_answered_by_the_new_version(client, ac
     data = demo_photos["not_coffee"][2].read_bytes()
     before = prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
     prediction_job_run(job_id=before.pk)
-    model_version_activate(version=second)
+    model_version_activate(version=second, confirmed_worse=True)
     after = prediction_job_create(dataset_slug=active_model.dataset.slug, data=data)
     prediction_job_run(job_id=after.pk)
     versions = dict(PredictionJob.objects.values_list("pk", "model_version__number"))

@@ -57,9 +57,9 @@ def test_train_command_retrain_activate_and_roll_back(small_dataset, keras_home,
     v1.refresh_from_db()
     assert v1.is_active
 
-    model_version_activate(version=v2)
+    model_version_activate(version=v2, confirmed_worse=True)
     assert list(ModelVersion.objects.filter(is_active=True)) == [v2]
-    model_version_activate(version=v1)  # roll back
+    model_version_activate(version=v1, confirmed_worse=True)  # roll back
     assert list(ModelVersion.objects.filter(is_active=True)) == [v1]
     assert fingerprint(v1, media_root) == before
 
@@ -111,7 +111,7 @@ def test_a_failed_training_is_recorded_and_leaves_the_active_version(small_datas
     assert not (media_root / version.artifact_dir).exists()
     assert ModelVersion.objects.get(is_active=True) == active
     with pytest.raises(ValidationError, match="not ready"):
-        model_version_activate(version=version)
+        model_version_activate(version=version, confirmed_worse=True)
     # a failed version is never retried by a late duplicate of its task
     assert model_version_train(version=version).status == ModelVersion.Status.FAILED
 

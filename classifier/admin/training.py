@@ -2,6 +2,7 @@
 version page's bar (static/classifier/training_progress.js)."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, JsonResponse
@@ -12,6 +13,7 @@ from django.urls import path, reverse
 from classifier.ml.backbones import BACKBONES, DEFAULT_BACKBONE
 from classifier.ml.train import TrainSettings
 from classifier.models import ModelVersion
+from classifier.services.retraining import retrain_schedule_get, retrain_schedule_set
 from classifier.services.training import model_version_request
 from classifier.workspace import settings_twin, training_progress, training_refusal
 from dataset.models import Dataset
@@ -35,6 +37,8 @@ class TrainingViews:
                  name="classifier_modelversion_train"),
             path("<int:pk>/progress/", self.admin_site.admin_view(self.progress_view),
                  name="classifier_modelversion_progress"),
+            path("retrain-schedule/<int:dataset_id>/", self.admin_site.admin_view(self.schedule_view),
+                 name="classifier_modelversion_retrain_schedule"),
         ]
 
     def train_view(self, request, dataset_id):
@@ -75,3 +79,31 @@ class TrainingViews:
             raise PermissionDenied
         return JsonResponse(training_progress(version=version))
 
+    def schedule_view(self, request, dataset_id):
+        """GET: the dataset's daily retrain, on or off, and whether it activates a better candidate.
+        POST: save it and go back to the dataset."""
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            enabled, activate = request.POST.get("enabled") == "1", request.POST.get("activate_when_better") == "1"
+            retrain_schedule_set(dataset=dataset, enabled=enabled, activate_when_better=activate)
+            self.message_user(request, schedule_sentence(dataset=dataset, enabled=enabled, activate=activate))
+            return HttpResponseRedirect(reverse("admin:dataset_dataset_change", args=[dataset.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Retraining of {dataset}",
+            "dataset": dataset,
+            "schedule": retrain_schedule_get(dataset=dataset),
+            "learnt_enough": settings.RETRAIN_SUGGESTED_AFTER,
+        }
+        return TemplateResponse(request, "admin/classifier/modelversion/retrain_schedule.html", context)
+
+
+def schedule_sentence(*, dataset: Dataset, enabled: bool, activate: bool) -> str:
+    if not enabled:
+        return f"{dataset} is retrained only when someone asks."
+    return (f"{dataset} is retrained every day once {settings.RETRAIN_SUGGESTED_AFTER} photos came from feedback "
+            "or review; " + ("a new version that beats the active one on the test split and the field set is "
+                             "activated." if activate else "new versions wait for a curator to activate them."))

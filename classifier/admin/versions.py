@@ -14,8 +14,9 @@ from django.views.decorators.http import require_POST
 
 from classifier import reports, selectors
 from classifier.admin.training import TrainingViews
+from classifier.candidates import candidate_report
 from classifier.models import ModelVersion
-from classifier.services.training import model_version_activate
+from classifier.services.training import WorseThanActive, model_version_activate
 from classifier.templatetags.classifier_format import percentage
 from classifier.workspace import training_progress
 
@@ -88,6 +89,7 @@ class ModelVersionAdmin(TrainingViews, admin.ModelAdmin):
             "subtitle": None,
             "version": version,
             "report": reports.version_report(version=version),
+            "candidate": candidate_report(version=version),
             "settings_rows": settings_rows(version),
             "active_version": active,
             "can_activate": version.status == ModelVersion.Status.READY and not version.is_active
@@ -98,15 +100,25 @@ class ModelVersionAdmin(TrainingViews, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def activate_view(self, request, pk):
+        """Activate; a version that scores worse than the active one gets a page that shows how,
+        and activates only when that page's button is pressed (`confirmed_worse`)."""
         version = get_object_or_404(ModelVersion, pk=pk)
         if not self.has_change_permission(request, version):
             raise PermissionDenied
-        self.activate(request, version)
+        try:
+            self.activate(request, version, confirmed_worse=request.POST.get("confirmed_worse") == "1")
+        except WorseThanActive as refusal:
+            context = {**self.admin_site.each_context(request), "opts": self.model._meta, "version": version,
+                       "title": f"Activate {version} although it scores worse?", "candidate": refusal.report}
+            return TemplateResponse(request, "admin/classifier/modelversion/activate_confirm.html", context)
         return HttpResponseRedirect(reverse("admin:classifier_modelversion_change", args=[version.pk]))
 
-    def activate(self, request, version):
+    def activate(self, request, version, *, confirmed_worse: bool = False):
+        """Activate and say so; a refusal becomes a message, except WorseThanActive, for the caller."""
         try:
-            model_version_activate(version=version)
+            model_version_activate(version=version, user=request.user, confirmed_worse=confirmed_worse)
+        except WorseThanActive:
+            raise
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)
         else:
@@ -117,7 +129,11 @@ class ModelVersionAdmin(TrainingViews, admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
             return
-        self.activate(request, queryset.get())
+        version = queryset.get()
+        try:
+            self.activate(request, version)
+        except WorseThanActive as refusal:
+            self.message_user(request, f"{refusal.message} Activate it from its page to confirm.", messages.ERROR)
 
     @admin.action(description="Compare the selected versions")
     def compare_selected(self, request, queryset):

@@ -146,7 +146,14 @@ def model_versions_requeue_lost(*, older_than_seconds: float) -> int:
 
 
 def datasets_classifier_data_delete(*, datasets) -> None:
-    """Before datasets go: their prediction jobs with photos, their versions with artifacts."""
+    """Before datasets go: their prediction jobs with photos, their versions with artifacts, their
+    retrain schedules."""
+    from django_q.models import Schedule
+
+    from classifier.services.retraining import RETRAIN_TASK
+
+    dataset_ids = [repr(pk) for pk in datasets.values_list("pk", flat=True)]
+    Schedule.objects.filter(func=RETRAIN_TASK, args__in=dataset_ids).delete()
     rows_delete_with_files(queryset=PredictionJob.objects.filter(dataset__in=datasets), field="image")
     versions = ModelVersion.objects.filter(dataset__in=datasets)
     directories = [selectors.artifact_path(version=version) for version in versions]

@@ -17,9 +17,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from classifier import metrics, selectors
+from classifier.candidates import candidate_report
 from classifier.ml.backbones import BACKBONES, WeightsUnavailable
 from classifier.ml.train import NotTrainable, TrainSettings, data_fingerprint, training_data_check
-from classifier.models import ModelVersion
+from classifier.models import Activation, ModelVersion
 from classifier.services.field_set import field_set_score_request
 from dataset.models import Dataset
 
@@ -37,6 +38,7 @@ def model_version_request(
     epochs: int | None = None,
     user=None,
     enqueue: bool = True,
+    activate_when_better: bool = False,
 ) -> ModelVersion:
     """Number and record a new version, refusing data that cannot train; queue its training."""
     train_settings = TrainSettings(
@@ -61,6 +63,7 @@ def model_version_request(
             training_settings=train_settings.as_dict(),
             artifact_dir=f"models/{dataset.slug}/{number}",
             created_by=user if user is not None and user.is_authenticated else None,
+            activate_when_better=activate_when_better,
         )
         if enqueue:
             transaction.on_commit(lambda: model_version_enqueue(version_id=version.pk))
@@ -163,15 +166,33 @@ def model_version_fail(*, version: ModelVersion, message: str, started: float | 
     return version
 
 
-def model_version_activate(*, version: ModelVersion) -> ModelVersion:
-    """Make `version` the one that answers for its dataset (also how a rollback is done)."""
+class WorseThanActive(ValidationError):
+    """The version is right less often than the active one on the test split or the field set:
+    activating it needs a second, explicit confirmation."""
+
+    def __init__(self, report):
+        super().__init__(report.worse_sentence(), code="worse_than_active")
+        self.report = report
+
+
+def model_version_activate(*, version: ModelVersion, user=None, confirmed_worse: bool = False) -> ModelVersion:
+    """Make `version` the one that answers for its dataset (also how a rollback is done), and
+    record who did it. A version that scores worse than the active one (`candidate_report`) is
+    refused with WorseThanActive unless `confirmed_worse`."""
     if version.status != ModelVersion.Status.READY:
         raise ValidationError(f"Version {version.number} is {version.get_status_display().lower()}, not ready.")
+    report = candidate_report(version=version)
+    worse = report is not None and bool(report.worse_on)
+    if worse and not confirmed_worse:
+        raise WorseThanActive(report)
     with transaction.atomic():
         Dataset.objects.select_for_update().get(pk=version.dataset_id)
+        previous = ModelVersion.objects.filter(dataset=version.dataset_id, is_active=True).first()
         ModelVersion.objects.filter(dataset=version.dataset_id, is_active=True).exclude(pk=version.pk).update(
             is_active=False
         )
         ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+        if previous is None or previous.pk != version.pk:
+            Activation.objects.create(version=version, previous=previous, user=user, confirmed_worse=worse)
     version.refresh_from_db()
     return version

@@ -3,13 +3,15 @@ versions block with the Train button on a dataset's page (dataset imports nothin
 its templates load this library)."""
 
 from django import template
+from django.conf import settings
 from django.urls import reverse
 
 from classifier.admin import charts
 from classifier.models import ModelVersion
 from classifier.reports import threshold_table
 from classifier.selectors import versions_of
-from classifier.workspace import datasets_overview, training_progress, training_refusal
+from classifier.services.retraining import retrain_schedule_get
+from classifier.workspace import datasets_overview, photos_learnt_since_active, training_progress, training_refusal
 
 register = template.Library()
 
@@ -37,6 +39,17 @@ def dataset_versions(context, dataset) -> dict:
         "can_train": dataset is not None and dataset.pk is not None
         and user.has_perm("classifier.change_modelversion"),
         "train_url": reverse("admin:classifier_modelversion_train", args=[dataset.pk]) if dataset and dataset.pk else "",
+        **(retraining(dataset) if dataset and dataset.pk else {}),
+    }
+
+
+def retraining(dataset) -> dict:
+    """What the dataset learnt since its active version, and its retrain schedule."""
+    return {
+        "learnt": photos_learnt_since_active(dataset=dataset),
+        "learnt_enough": settings.RETRAIN_SUGGESTED_AFTER,
+        "schedule": retrain_schedule_get(dataset=dataset),
+        "schedule_url": reverse("admin:classifier_modelversion_retrain_schedule", args=[dataset.pk]),
     }
 
 

@@ -8,7 +8,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from classifier.ml.backbones import BACKBONES, DEFAULT_BACKBONE
 from classifier.models import ModelVersion
 from classifier.selectors import worst_first
-from classifier.services.training import model_version_activate, model_version_request, model_version_train
+from classifier.services.training import (
+    WorseThanActive,
+    model_version_activate,
+    model_version_request,
+    model_version_train,
+)
 from dataset.models import Dataset
 
 BAR = "{desc} {bar} {n:3.0f}% [{elapsed}<{remaining}]"  # a percentage, no rate ("%/s" means nothing)
@@ -51,7 +56,11 @@ class Command(BaseCommand):
             raise CommandError(f"Training of {version} failed: {version.error}")
         self.stdout.write(metrics_table(version))
         if activate:
-            model_version_activate(version=version)
+            try:
+                model_version_activate(version=version)
+            except WorseThanActive as refusal:
+                raise CommandError(f"{refusal.message} {version} is ready but not active: to activate it anyway, "
+                                   "confirm on its admin page.") from refusal
             self.stdout.write(self.style.SUCCESS(f"{version} is now active."))
         else:
             self.stdout.write("Activate it in the admin, or train with --activate.")
