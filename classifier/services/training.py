@@ -156,7 +156,8 @@ def model_version_fail(*, version: ModelVersion, message: str, started: float | 
 
 
 def model_version_activate(*, version: ModelVersion) -> ModelVersion:
-    """Make `version` the one that answers for its dataset (also how a rollback is done)."""
+    """Make `version` the one that answers for its dataset (also how a rollback is done); a version
+    in shadow stops shadowing as it becomes active."""
     if version.status != ModelVersion.Status.READY:
         raise ValidationError(f"Version {version.number} is {version.get_status_display().lower()}, not ready.")
     with transaction.atomic():
@@ -164,6 +165,6 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
         ModelVersion.objects.filter(dataset=version.dataset_id, is_active=True).exclude(pk=version.pk).update(
             is_active=False
         )
-        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+        ModelVersion.objects.filter(pk=version.pk).update(is_active=True, is_shadow=False)
     version.refresh_from_db()
     return version
