@@ -135,6 +135,7 @@ def test_the_api_lists_versions_with_scores_and_marks_for_key_holders_and_staff(
         assert row["test_accuracy"] == version.test_accuracy() and row["backbone"] == version.backbone
         assert row["test_coverage"] == version.metrics["test"]["coverage"] and row["field_accuracy"] is None
     assert client.get("/api/v1/models", {"dataset": "nope"}).status_code == 404
+    assert 'coffeeclassifier_shadow_model_version{dataset="coffee"} 2.0' in client.get("/metrics").content.decode()
     settings.API_KEYS = [KEY]
     assert client.get("/api/v1/models").status_code == 401
     assert client.get("/api/v1/models", HTTP_X_API_KEY=KEY).json()["versions"][0]["is_shadow"]
