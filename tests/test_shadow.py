@@ -60,8 +60,10 @@ def upload(client, data: bytes) -> str:
 
 
 def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_version_is_activated(
-    staff_client, versions, live_photos, settings
+    staff_client, versions, live_photos, settings, media_root
 ):
+    """In the job's task (SHADOW_THREAD off): the test's transaction is this thread's alone."""
+    settings.SHADOW_THREAD = False
     first, second = versions
     with pytest.raises(ValidationError, match="is the active version"):
         model_version_shadow_start(version=first)
@@ -77,6 +79,15 @@ def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_vers
 
     anonymous = Client()
     anonymous.get("/")  # the upload page's session sends the photos
+    # a shadow that cannot answer (its model file is gone) leaves the job answered, without a shadow answer
+    model_file = media_root / second.artifact_dir / "model.tflite"
+    model_file.rename(model_file.with_suffix(".gone"))
+    failed = upload(anonymous, live_photos[0])
+    tasks.predict(failed)
+    job = PredictionJob.objects.get(pk=failed)
+    assert (job.status, job.model_version, job.shadow_version, job.shadow_label) == ("done", first, None, "")
+    model_file.with_suffix(".gone").rename(model_file)
+
     ids = [upload(anonymous, data) for data in live_photos]
     for job_id in ids:
         tasks.predict(job_id)
@@ -155,16 +166,19 @@ def test_the_api_lists_versions_with_scores_and_marks_for_key_holders_and_staff(
 def test_a_cluster_answers_first_and_stores_the_shadows_answer_with_one_more_model_per_worker(
     versions, start_qcluster, media_root, ml_cache_root, live_photos, staff_client
 ):
+    """The workers run the shadow in their low-priority thread (SHADOW_THREAD, the default)."""
     second = versions[1]
     model_version_shadow_start(version=second)
-    start_qcluster()
+    start_qcluster(WORKER_HEARTBEAT_SECONDS="0")  # each job writes its worker's row
+
+    def send(data: bytes) -> dict:
+        response = requests.post(f"{base}{API}", params={"wait": 20}, timeout=30,
+                                 files={"image": ("photo.jpg", data, "image/jpeg")})
+        assert response.status_code == 200, response.text
+        return response.json()
+
     with web_server(media_root, ml_cache_root, {}) as base:
-        bodies = []
-        for data in live_photos:
-            response = requests.post(f"{base}{API}", params={"wait": 20}, timeout=30,
-                                     files={"image": ("photo.jpg", data, "image/jpeg")})
-            assert response.status_code == 200, response.text
-            bodies.append(response.json())
+        bodies = [send(data) for data in live_photos]
         assert {(body["status"], body["version"]) for body in bodies} == {("done", 1)}
         assert all(body["shadow"] is None for body in bodies)  # an anonymous sender
         ids = [body["id"] for body in bodies]
@@ -174,14 +188,14 @@ def test_a_cluster_answers_first_and_stores_the_shadows_answer_with_one_more_mod
         stored = {str(pk): label for pk, label in PredictionJob.objects.values_list("pk", "shadow_label")}
         assert [stored[job_id] for job_id in ids] == [answer.label for answer in shadows]
         assert staff_client.get(f"{API}/{ids[0]}").json()["shadow"]["version"] == 2
-        held = [row for row in WorkerProcess.objects.all() if "coffee v2 (shadow)" in row.versions]
-        assert held and all(0 < row.shadow_bytes < 60 * 2**20 for row in held), [
+        send(live_photos[0])  # a job after the shadow model loaded: its worker's row says so
+        held = wait_for(lambda: [row for row in WorkerProcess.objects.all() if "coffee v2 (shadow)" in row.versions],
+                        timeout=10, message="a worker's row naming the shadow model it holds")
+        assert all(0 < row.shadow_bytes < 60 * 2**20 for row in held), [
             (row.versions, row.shadow_bytes) for row in WorkerProcess.objects.all()
         ]
 
         model_version_activate(version=second)
-        response = requests.post(f"{base}{API}", params={"wait": 20}, timeout=30,
-                                 files={"image": ("photo.jpg", live_photos[0], "image/jpeg")})
-        body = response.json()
+        body = send(live_photos[0])
         assert body["version"] == 2 and body["label"] == shadows[0].label
         assert PredictionJob.objects.get(pk=body["id"]).shadow_version is None
