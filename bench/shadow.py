@@ -1,6 +1,7 @@
-"""What shadow mode costs, side by side in one run: the same system without and with a version in
-shadow, alternating (fresh web server and queue cluster for each pass, so each pass's worker memory
-is its own).
+"""What shadow mode costs, side by side in one run: the same system without a version in shadow,
+with one run in the job's task right after the answer (SHADOW_THREAD=0), and with one run in the
+worker's low-priority shadow thread (the default), alternating (fresh web server and queue cluster
+for each pass, so each pass's worker memory is its own).
 
     .venv/bin/python bench/shadow.py [--rounds 2] [--requests 100] [--seconds 15] [--clients 8] [--skip-prepare]
 
@@ -14,7 +15,7 @@ and gunicorn (2 processes × 8 threads) + qcluster (2 workers), as bench/serve.p
 - each worker's resident memory after the pass;
 - from the jobs: mean decode + inference of the answer, and mean shadow_ms, with the share of jobs
   that got a shadow answer and the agreement rate.
-The shadow runs in the worker's task right after the answer is written and its sender woken.
+Either way the shadow runs after the answer is written and its sender woken.
 """
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ PORT = 8111
 ACTIVE_BACKBONE, SHADOW_BACKBONE = "efficientnet_lite0", "mobilenet_v2"
 
 
-def env() -> dict:
+PASSES = {"none": "0", "task": "0", "thread": "1"}  # pass → SHADOW_THREAD
+
+
+def env(shadow_thread: str = "1") -> dict:
     return serve.base_env(DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL, MEDIA_ROOT=str(SCRATCH / "media"),
-                          ML_CACHE_DIR=str(SCRATCH / "cache"))
+                          ML_CACHE_DIR=str(SCRATCH / "cache"), SHADOW_THREAD=shadow_thread)
 
 
 def manage(*args: str) -> str:
@@ -85,12 +89,12 @@ def prepare() -> None:
 
 
 def shadow_set(on: bool) -> None:
+    """No version in shadow, then, if `on`, the bench's second version in shadow."""
+    django("from classifier.models import ModelVersion as V; V.objects.update(is_shadow=False); print('ok')")
     if on:
         django("from classifier.models import ModelVersion as V; from classifier.services.shadow import "
                f"model_version_shadow_start as s; s(version=V.objects.get(dataset__slug='bench', "
                f"backbone='{SHADOW_BACKBONE}')); print('ok')")
-    else:
-        django("from classifier.models import ModelVersion as V; V.objects.update(is_shadow=False); print('ok')")
 
 
 def jobs_summary(since_pk_count: int) -> dict:
@@ -141,7 +145,7 @@ def one_pass(name: str, photos: list[bytes], args) -> dict:
     redis.Redis.from_url(REDIS_URL).flushdb()
     before = jobs_count()
     with serve.gunicorn(PORT, env(), workers=2, threads=8) as _web, serve.process(
-        [sys.executable, "manage.py", "qcluster"], env()
+        [sys.executable, "manage.py", "qcluster"], env(PASSES[name])
     ) as cluster:
         base = f"http://127.0.0.1:{PORT}"
         serve.wait_ready(f"{base}/healthz")
@@ -152,7 +156,7 @@ def one_pass(name: str, photos: list[bytes], args) -> dict:
         cpu_before = serve.cpu_seconds(workers)
         latency = load.latency(args.requests)
         busy = loaded(load, args.clients, args.seconds)
-        time.sleep(1)  # the last shadow answers
+        time.sleep(2)  # the last shadow answers
         cpu = serve.cpu_seconds(workers) - cpu_before
         answered = jobs_count() - warm
         rss = serve.rss_mb(workers)
@@ -183,24 +187,26 @@ def main():
     else:
         prepare()
     photos = [path.read_bytes() for path in sorted(photo_folder().glob("*/*.jpg"))[::3]]
-    rows = {"none": [], "shadow": []}
+    rows = {name: [] for name in PASSES}
     for _ in range(args.rounds):
         for name, passes in rows.items():
-            shadow_set(name == "shadow")
+            shadow_set(name != "none")
             passes.append(one_pass(name, photos, args))
     shadow_set(False)
 
     def median_of(name, key):
         return statistics.median(row[key] for row in rows[name])
 
-    cpu = median_of("shadow", "cpu_ms") / median_of("none", "cpu_ms")
-    p50 = median_of("shadow", "p50") / median_of("none", "p50") - 1
-    busy = median_of("shadow", "busy_p50") / median_of("none", "busy_p50") - 1
-    rss = statistics.median(max(row["rss"]) for row in rows["shadow"]) - statistics.median(
-        max(row["rss"]) for row in rows["none"])
-    print(f"shadow / none (medians of {args.rounds} rounds): worker CPU per job ×{cpu:.2f} (goal ≤ 1.8), worker RSS "
-          f"{rss:+.0f} MB (goal ≤ 60), 1-client p50 {p50:+.0%} (goal ≤ +20 %), {args.clients}-client p50 {busy:+.0%}; "
-          f"load average now {os.getloadavg()[0]:.1f}", flush=True)
+    for name in ("task", "thread"):
+        cpu = median_of(name, "cpu_ms") / median_of("none", "cpu_ms")
+        p50 = median_of(name, "p50") / median_of("none", "p50") - 1
+        busy = median_of(name, "busy_p50") / median_of("none", "busy_p50") - 1
+        rss = statistics.median(max(row["rss"]) for row in rows[name]) - statistics.median(
+            max(row["rss"]) for row in rows["none"])
+        print(f"shadow in the {name} / none (medians of {args.rounds} rounds): worker CPU per job ×{cpu:.2f} (goal "
+              f"≤ 1.8), worker RSS {rss:+.0f} MB (goal ≤ 60), 1-client p50 {p50:+.0%} (goal ≤ +20 %), "
+              f"{args.clients}-client p50 {busy:+.0%}", flush=True)
+    print(f"load average now {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":
