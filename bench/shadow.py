@@ -1,7 +1,6 @@
-"""What shadow mode costs, side by side in one run: the same system without a version in shadow,
-with one run in the job's task right after the answer (SHADOW_THREAD=0), and with one run in the
-worker's low-priority shadow thread (the default), alternating (fresh web server and queue cluster
-for each pass, so each pass's worker memory is its own).
+"""What shadow mode costs, side by side in one run: the same system without and with a version in
+shadow, alternating (fresh web server and queue cluster for each pass, so each pass's worker memory
+is its own).
 
     .venv/bin/python bench/shadow.py [--rounds 2] [--requests 100] [--seconds 15] [--clients 8] [--skip-prepare]
 
@@ -15,7 +14,7 @@ and gunicorn (2 processes × 8 threads) + qcluster (2 workers), as bench/serve.p
 - each worker's resident memory after the pass;
 - from the jobs: mean decode + inference of the answer, and mean shadow_ms, with the share of jobs
   that got a shadow answer and the agreement rate.
-Either way the shadow runs after the answer is written and its sender woken.
+The shadow runs in the job's task, after the answer is written and its sender woken.
 """
 
 from __future__ import annotations
@@ -47,12 +46,12 @@ PORT = 8111
 ACTIVE_BACKBONE, SHADOW_BACKBONE = "efficientnet_lite0", "mobilenet_v2"
 
 
-PASSES = {"none": "0", "task": "0", "thread": "1"}  # pass → SHADOW_THREAD
+PASSES = ("none", "shadow")
 
 
-def env(shadow_thread: str = "1") -> dict:
+def env() -> dict:
     return serve.base_env(DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL, MEDIA_ROOT=str(SCRATCH / "media"),
-                          ML_CACHE_DIR=str(SCRATCH / "cache"), SHADOW_THREAD=shadow_thread)
+                          ML_CACHE_DIR=str(SCRATCH / "cache"))
 
 
 def manage(*args: str) -> str:
@@ -145,7 +144,7 @@ def one_pass(name: str, photos: list[bytes], args) -> dict:
     redis.Redis.from_url(REDIS_URL).flushdb()
     before = jobs_count()
     with serve.gunicorn(PORT, env(), workers=2, threads=8) as _web, serve.process(
-        [sys.executable, "manage.py", "qcluster"], env(PASSES[name])
+        [sys.executable, "manage.py", "qcluster"], env()
     ) as cluster:
         base = f"http://127.0.0.1:{PORT}"
         serve.wait_ready(f"{base}/healthz")
@@ -197,13 +196,13 @@ def main():
     def median_of(name, key):
         return statistics.median(row[key] for row in rows[name])
 
-    for name in ("task", "thread"):
+    for name in PASSES[1:]:
         cpu = median_of(name, "cpu_ms") / median_of("none", "cpu_ms")
         p50 = median_of(name, "p50") / median_of("none", "p50") - 1
         busy = median_of(name, "busy_p50") / median_of("none", "busy_p50") - 1
         rss = statistics.median(max(row["rss"]) for row in rows[name]) - statistics.median(
             max(row["rss"]) for row in rows["none"])
-        print(f"shadow in the {name} / none (medians of {args.rounds} rounds): worker CPU per job ×{cpu:.2f} (goal "
+        print(f"{name} / none (medians of {args.rounds} rounds): worker CPU per job ×{cpu:.2f} (goal "
               f"≤ 1.8), worker RSS {rss:+.0f} MB (goal ≤ 60), 1-client p50 {p50:+.0%} (goal ≤ +20 %), "
               f"{args.clients}-client p50 {busy:+.0%}", flush=True)
     print(f"load average now {os.getloadavg()[0]:.1f}", flush=True)

@@ -290,9 +290,6 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
 # Predictions: LiteRT threads per worker process (workers × threads ≈ cores); how long a job may
 # wait queued or running before `requeue_stale` queues it again, and how often it may be tried.
 PREDICTOR_THREADS = env_int("PREDICTOR_THREADS", 1)
-# Shadow mode: a worker runs the version in shadow in a thread of its own at the lowest CPU priority,
-# so the next photo's answer goes first; off, it runs in the job's task right after the answer.
-SHADOW_THREAD = env_bool("SHADOW_THREAD", True)
 PREDICTION_STALE_SECONDS = env_int("PREDICTION_STALE_SECONDS", 60)
 PREDICTION_MAX_ATTEMPTS = env_int("PREDICTION_MAX_ATTEMPTS", 3)
 # Photos that wait this long while nothing is answered mean the prediction cluster is stalled:

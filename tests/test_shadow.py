@@ -62,8 +62,6 @@ def upload(client, data: bytes) -> str:
 def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_version_is_activated(
     staff_client, versions, live_photos, settings, media_root
 ):
-    """In the job's task (SHADOW_THREAD off): the test's transaction is this thread's alone."""
-    settings.SHADOW_THREAD = False
     first, second = versions
     with pytest.raises(ValidationError, match="is the active version"):
         model_version_shadow_start(version=first)
@@ -166,7 +164,6 @@ def test_the_api_lists_versions_with_scores_and_marks_for_key_holders_and_staff(
 def test_a_cluster_answers_first_and_stores_the_shadows_answer_with_one_more_model_per_worker(
     versions, start_qcluster, media_root, ml_cache_root, live_photos, staff_client
 ):
-    """The workers run the shadow in their low-priority thread (SHADOW_THREAD, the default)."""
     second = versions[1]
     model_version_shadow_start(version=second)
     start_qcluster(WORKER_HEARTBEAT_SECONDS="0")  # each job writes its worker's row

@@ -170,8 +170,7 @@ def prediction_job_run(*, job_id, model_input: dict | None = None) -> Prediction
 def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> PredictionJob:
     """Run the claimed job's model and write the answer, or the error. The photo is decoded here
     unless `model_input` holds what the answering model takes. Once the answer is written (its
-    sender woken), the version in shadow, if any, answers from the same pixels (with SHADOW_THREAD,
-    in the background: the job returned does not hold its answer yet)."""
+    sender woken), the version in shadow, if any, answers from the same pixels."""
     version = job.active_version
     try:
         if version is None:
@@ -202,7 +201,8 @@ def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> Pr
     if job.shadowing_version is None:
         shadow.shadow_predictor_release()
     elif job.status == PredictionJob.Status.DONE:
-        shadow.prediction_job_shadow_queue(job=job, version=job.shadowing_version, pixels=pixels, active=predictor)
+        job = shadow.prediction_job_shadow_answer(job=job, version=job.shadowing_version, pixels=pixels,
+                                                  active=predictor)
     return job
 
 

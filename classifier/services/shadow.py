@@ -5,32 +5,22 @@ and its sender woken, and store its answer with the job. The sender never sees i
 A worker holds at most one shadow model besides its active one: the slot is emptied before
 another shadow loads, when its dataset has no shadow any more, and handed to the active slot when
 the shadow version is activated (no second load, no third model in memory).
-
-With SHADOW_THREAD (the default) a worker runs its shadow answers in a thread of its own at the
-lowest CPU priority (nice 19), one job at a time with one more waiting: the next photo's answer
-gets the CPU first, and a worker whose shadow falls behind waits for it before taking another job,
-so shadow work never piles up.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import queue
-import threading
 import time
-from functools import partial
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, transaction
+from django.db import transaction
 
 from classifier import metrics, selectors
 from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
 from classifier.services.workers import rss_bytes
-from coffeeclassifier import logs
 from dataset.models import Dataset
 from dataset.selectors import file_read
 
@@ -75,42 +65,37 @@ def model_version_shadow_stop(*, dataset: Dataset) -> ModelVersion:
 
 
 _shadow: tuple[int, Predictor] | None = None  # (version pk, its predictor): this process's shadow slot
-_slot_lock = threading.RLock()  # the slot is used by the job's thread and the shadow thread
 
 
 def shadow_predictor_for(*, version: ModelVersion) -> Predictor:
     """The process's shadow predictor for `version`, loaded once; the slot's previous model is
     released before it loads, so the process holds one shadow model at most."""
     global _shadow
-    with _slot_lock:
-        if _shadow is None or _shadow[0] != version.pk:
-            shadow_predictor_release()
-            before, started = rss_bytes(), time.perf_counter()
-            predictor = Predictor(selectors.artifact_path(version=version), num_threads=settings.PREDICTOR_THREADS)
-            _shadow = (version.pk, predictor)
-            metrics.shadow_loaded(version=version, seconds=time.perf_counter() - started,
-                                  rss_growth=rss_bytes() - before)
-        return _shadow[1]
+    if _shadow is None or _shadow[0] != version.pk:
+        shadow_predictor_release()
+        before, started = rss_bytes(), time.perf_counter()
+        predictor = Predictor(selectors.artifact_path(version=version), num_threads=settings.PREDICTOR_THREADS)
+        _shadow = (version.pk, predictor)
+        metrics.shadow_loaded(version=version, seconds=time.perf_counter() - started, rss_growth=rss_bytes() - before)
+    return _shadow[1]
 
 
 def shadow_predictor_release() -> None:
     """Empty the shadow slot (its dataset has no shadow any more)."""
     global _shadow
-    with _slot_lock:
-        if _shadow is not None:
-            _shadow = None
-            metrics.shadow_released()
+    if _shadow is not None:
+        _shadow = None
+        metrics.shadow_released()
 
 
 def shadow_predictor_take(*, version: ModelVersion) -> Predictor | None:
     """The shadow slot's predictor if it is `version`'s (the shadow was activated), moved out of
     the slot for the active one; else None."""
-    with _slot_lock:
-        if _shadow is None or _shadow[0] != version.pk:
-            return None
-        predictor = _shadow[1]
-        shadow_predictor_release()
-        return predictor
+    if _shadow is None or _shadow[0] != version.pk:
+        return None
+    predictor = _shadow[1]
+    shadow_predictor_release()
+    return predictor
 
 
 def prediction_job_shadow_answer(*, job: PredictionJob, version: ModelVersion, pixels: np.ndarray,
@@ -139,50 +124,3 @@ def prediction_job_shadow_answer(*, job: PredictionJob, version: ModelVersion, p
             setattr(job, name, value)
         metrics.shadow_answered(job=job, version=version)
     return job
-
-
-def prediction_job_shadow_queue(*, job: PredictionJob, version: ModelVersion, pixels: np.ndarray,
-                                active: Predictor) -> None:
-    """Have the shadow `version` answer `job` (`prediction_job_shadow_answer`): in this process's
-    low-priority shadow thread with SHADOW_THREAD, waiting while one job waits there already
-    (at most SHADOW_WAIT_SECONDS: past that, this job goes without a shadow answer); else now."""
-    answer = partial(prediction_job_shadow_answer, job=job, version=version, pixels=pixels, active=active)
-    if not settings.SHADOW_THREAD:
-        answer()
-        return
-    try:
-        shadow_thread_work().put((job.request_id, answer), timeout=SHADOW_WAIT_SECONDS)
-    except queue.Full:
-        logger.warning("Job %s goes without a shadow answer: the shadow thread is %s s behind", job.pk,
-                       SHADOW_WAIT_SECONDS)
-
-
-SHADOW_WAIT_SECONDS = 30
-_work: tuple[int, queue.Queue] | None = None  # (process id, the queue its shadow thread takes work from)
-
-
-def shadow_thread_work() -> queue.Queue:
-    """The queue of this process's shadow thread, started on first use (in the worker, after the fork)."""
-    global _work
-    if _work is None or _work[0] != os.getpid():
-        work = queue.Queue(maxsize=1)
-        threading.Thread(target=shadow_thread_run, args=(work,), name="shadow", daemon=True).start()
-        _work = (os.getpid(), work)
-    return _work[1]
-
-
-def shadow_thread_run(work: queue.Queue) -> None:
-    """Run shadow answers one after the other, at the lowest CPU priority this thread can take;
-    no failure ends the thread."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only, on Linux
-    except (AttributeError, OSError):
-        logger.warning("The shadow thread runs at normal priority: this system sets no thread's own priority")
-    while True:
-        request_id, answer = work.get()
-        with logs.request_id_bound(request_id):
-            try:
-                close_old_connections()  # a connection the database dropped since the last one is replaced
-                answer()
-            except Exception:
-                logger.exception("A shadow answer failed")
