@@ -61,6 +61,11 @@ def photo_viewable(request: HttpRequest, job: PredictionJob) -> bool:
     return sent_by(request, job) or request.user.has_perm("classifier.view_predictionjob") or key_holder(request)
 
 
+def shadow_visible(request: HttpRequest) -> bool:
+    """The shadow version's answer on a job is for curators judging it: staff and key holders."""
+    return request.user.is_staff or key_holder(request)
+
+
 def health_details_visible(request: HttpRequest) -> bool:
     """Queue depth, versions and timings are for operators: staff or key holders. Everyone else
     (a load balancer, a stranger) learns whether the service is well, and why not."""

@@ -19,7 +19,7 @@ from ninja.security import APIKeyHeader
 
 from classifier import access, notifications, selectors
 from classifier.models import PredictionJob
-from classifier.schemas import ActiveModel, Error, FeedbackIn, Prediction, Queued
+from classifier.schemas import ActiveModel, Error, FeedbackIn, ModelVersions, Prediction, Queued
 from classifier.services.limits import RateLimited, TooManyWaits, prediction_wait_hold
 from classifier.services.predictions import NoActiveModel, NoDataset, prediction_feedback_give, prediction_job_create
 from dataset.validation import human_size
@@ -41,6 +41,15 @@ class ApiKey(APIKeyHeader):
 
     def authenticate(self, request, key):
         return key if access.api_key_valid(key) else None
+
+
+class ApiKeyOrStaff(ApiKey):
+    """A key, or a staff member's session (the admin's)."""
+
+    def __call__(self, request):
+        if request.user.is_staff:
+            return True
+        return super().__call__(request)
 
 
 class ApiKeyUnlessPage(ApiKey):
@@ -198,7 +207,16 @@ def as_prediction(request: HttpRequest, job: PredictionJob) -> dict:
         "total_ms": job.total_ms(),
         "feedback": job.feedback or None,
         "image_url": photo_url if access.photo_viewable(request, job) else None,
+        "shadow": shadow_answer(job) if access.shadow_visible(request) else None,
     }
+
+
+def shadow_answer(job: PredictionJob) -> dict | None:
+    """The shadow's answer stored with the job (read by `selectors.prediction_job`), or None."""
+    number = getattr(job, "shadow_version_number", None)
+    if number is None or not job.shadow_label:
+        return None
+    return {"version": number, "label": job.shadow_label, "confidence": job.shadow_confidence}
 
 
 @api.post(
@@ -292,3 +310,13 @@ def model_active(request, dataset: str = ""):
         "dataset": target.slug, "version": version.number, "backbone": version.backbone, "labels": version.labels,
         "threshold": version.threshold, "test_accuracy": version.test_accuracy(),
     })
+
+
+@api.get("/models", response={200: ModelVersions, 400: Error, 401: Error, 404: Error, 503: Error}, auth=ApiKeyOrStaff())
+def model_versions(request, dataset: str = ""):
+    """The dataset's versions, newest first, with their scores and which one answers (active) or
+    runs beside it (shadow). With API_KEYS set, for key holders and staff."""
+    target = selectors.prediction_dataset(slug=dataset or None)
+    if target is None:
+        return Status(404, {"detail": no_dataset(dataset)})
+    return Status(200, {"dataset": target.slug, "versions": selectors.versions_scores(dataset=target)})

@@ -57,12 +57,27 @@ WORKER_MODEL_LOAD_SECONDS = Gauge(
     "coffeeclassifier_worker_model_load_seconds", "How long this process took to load its model.",
     ["dataset"], multiprocess_mode="liveall",
 )
+WORKER_SHADOW_VERSION = Gauge(
+    "coffeeclassifier_worker_shadow_model_version",
+    "The version number of the shadow model this process holds; 0 once it holds none.",
+    ["dataset"], multiprocess_mode="liveall",
+)
+WORKER_SHADOW_BYTES = Gauge(
+    "coffeeclassifier_worker_shadow_model_bytes",
+    "How much this process's resident memory grew when it loaded its shadow model; 0 once it holds none.",
+    ["dataset"], multiprocess_mode="liveall",
+)
+SHADOW_PREDICTIONS = Counter(
+    "coffeeclassifier_shadow_predictions_total", "Shadow answers stored, by whether they agree with the answer.",
+    ["dataset", "version", "agrees"],
+)
 WORKER_RSS_BYTES = Gauge(
     "coffeeclassifier_worker_resident_memory_bytes", "Resident memory of this worker process.",
     ["cluster"], multiprocess_mode="liveall",
 )
 
 _loaded: dict[str, int] = {}  # dataset slug → version number held by this process
+_shadow: dict = {}  # {"dataset": slug, "version": number, "bytes": RSS growth} of the shadow held, if any
 
 
 def prediction_queued(*, job: PredictionJob) -> None:
@@ -115,9 +130,42 @@ def model_loaded(*, version: ModelVersion, seconds: float) -> None:
                 extra={"dataset": dataset, "version": str(version.number), "ms": round(seconds * 1000, 1)})
 
 
+def shadow_loaded(*, version: ModelVersion, seconds: float, rss_growth: int) -> None:
+    """Record the shadow model this process now holds, and what loading it cost."""
+    dataset = version.dataset.slug
+    _shadow.clear()
+    _shadow.update(dataset=dataset, version=version.number, bytes=max(0, rss_growth))
+    WORKER_SHADOW_VERSION.labels(dataset).set(version.number)
+    WORKER_SHADOW_BYTES.labels(dataset).set(_shadow["bytes"])
+    logger.info("shadow_loaded dataset=%s version=%s ms=%.1f rss_growth=%d", dataset, version.number,
+                seconds * 1000, rss_growth, extra={"dataset": dataset, "version": str(version.number),
+                                                    "ms": round(seconds * 1000, 1), "bytes": rss_growth})
+
+
+def shadow_released() -> None:
+    """Record that this process holds no shadow model any more."""
+    if _shadow:
+        WORKER_SHADOW_VERSION.labels(_shadow["dataset"]).set(0)
+        WORKER_SHADOW_BYTES.labels(_shadow["dataset"]).set(0)
+        _shadow.clear()
+
+
+def shadow_answered(*, job: PredictionJob, version: ModelVersion) -> None:
+    """Count a stored shadow answer, agreeing with the job's answer or not."""
+    SHADOW_PREDICTIONS.labels(job.dataset.slug, str(version.number), str(job.shadow_label == job.label).lower()).inc()
+
+
+def shadow_bytes() -> int:
+    """How much loading its shadow model grew this process's memory; 0 without one."""
+    return _shadow.get("bytes", 0)
+
+
 def loaded_versions() -> str:
-    """The versions this process holds, e.g. "coffee v2"."""
-    return ", ".join(f"{dataset} v{number}" for dataset, number in sorted(_loaded.items()))
+    """The versions this process holds, e.g. "coffee v2, coffee v3 (shadow)"."""
+    held = [f"{dataset} v{number}" for dataset, number in sorted(_loaded.items())]
+    if _shadow:
+        held.append(f"{_shadow['dataset']} v{_shadow['version']} (shadow)")
+    return ", ".join(held)
 
 
 def worker_memory(*, cluster: str, rss_bytes: int) -> None:

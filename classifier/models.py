@@ -9,7 +9,8 @@ from dataset.models import Dataset
 
 
 class ModelVersion(models.Model):
-    """One numbered training of a dataset. Once ready, only `is_active` ever changes."""
+    """One numbered training of a dataset. Once ready, only its state flags `is_active` and
+    `is_shadow` ever change."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -32,6 +33,10 @@ class ModelVersion(models.Model):
     training_seconds = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     is_active = models.BooleanField(default=False)
+    is_shadow = models.BooleanField(
+        default=False, help_text="Run by the workers beside the active version on each live photo; its answers "
+        "are stored with the jobs, never returned to the sender.",
+    )
     activate_when_better = models.BooleanField(
         default=False, help_text="Requested by a scheduled retrain: activated once ready only if it beats the active "
         "version on both the test split and the field set.",
@@ -46,6 +51,12 @@ class ModelVersion(models.Model):
             models.UniqueConstraint(fields=["dataset", "number"], name="version_number_unique_per_dataset"),
             models.UniqueConstraint(
                 fields=["dataset"], condition=Q(is_active=True), name="one_active_version_per_dataset"
+            ),
+            models.UniqueConstraint(
+                fields=["dataset"], condition=Q(is_shadow=True), name="one_shadow_version_per_dataset"
+            ),
+            models.CheckConstraint(
+                condition=~(Q(is_active=True) & Q(is_shadow=True)), name="shadow_version_is_not_active"
             ),
         ]
 
@@ -190,6 +201,17 @@ class PredictionJob(models.Model):
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="prediction_jobs"
     )
+    # The shadow version's answer on the same pixels, written after the answer; never sent to the sender.
+    shadow_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="shadow_jobs"
+    )
+    shadow_label = models.CharField(max_length=100, blank=True)
+    shadow_confidence = models.FloatField(null=True, blank=True)
+    shadow_probabilities = models.JSONField(default=dict, blank=True)
+    shadow_ms = models.FloatField(
+        null=True, blank=True, help_text="What the shadow's answer cost its worker: inference, and a decode "
+        "when it takes other pixels than the active version.",
+    )
     queued_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # When it was last handed to the broker; requeue_stale looks at this, never at queued_at.
     enqueued_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -255,6 +277,9 @@ class WorkerProcess(models.Model):
     pid = models.PositiveIntegerField()
     cluster = models.CharField(max_length=40)
     versions = models.CharField(max_length=255, blank=True, help_text="The model versions it holds in memory.")
+    shadow_bytes = models.BigIntegerField(
+        default=0, help_text="How much its resident memory grew when it loaded the shadow version it holds; 0: none."
+    )
     jobs_done = models.PositiveIntegerField(default=0)
     rss_bytes = models.PositiveBigIntegerField(default=0)
     started_at = models.DateTimeField()

@@ -67,6 +67,13 @@ class DatabaseCollector:
                 accuracy.add_metric([slug, str(number)], test_accuracy)
         yield active
         yield accuracy
+        shadow = GaugeMetricFamily(
+            "coffeeclassifier_shadow_model_version", "The version number in shadow for each dataset that has one.",
+            labels=["dataset"],
+        )
+        for slug, number in ModelVersion.objects.filter(is_shadow=True).values_list("dataset__slug", "number"):
+            shadow.add_metric([slug], number)
+        yield shadow
         trainings = GaugeMetricFamily(
             "coffeeclassifier_model_versions", "Model versions by status (queued and training: in progress).",
             labels=["status"],

@@ -20,6 +20,12 @@ class Queued(Schema):
     url: str
 
 
+class ShadowAnswer(Schema):
+    version: int
+    label: str
+    confidence: float
+
+
 class Prediction(Schema):
     id: UUID
     status: str
@@ -43,6 +49,10 @@ class Prediction(Schema):
     image_url: str | None = Field(
         description="The photo, for the session that sent it, staff, and key holders (with their key); else null."
     )
+    shadow: ShadowAnswer | None = Field(
+        description="The answer of the version in shadow on the same photo, for staff and key holders (with their "
+        "key), once it is stored (just after the answer); else null."
+    )
 
 
 class ActiveModel(Schema):
@@ -52,6 +62,26 @@ class ActiveModel(Schema):
     labels: list[str]
     threshold: float | None
     test_accuracy: float | None
+
+
+class VersionScores(Schema):
+    number: int
+    status: Literal["queued", "training", "ready", "failed"]
+    backbone: str
+    created_at: datetime
+    finished_at: datetime | None
+    test_accuracy: float | None
+    test_roc_auc: float | None
+    test_coverage: float | None = Field(description="The share of test photos answered (not “unsure”).")
+    test_answered_accuracy: float | None = Field(description="The accuracy of the test photos answered.")
+    field_accuracy: float | None = Field(description="The accuracy on the field set: null while it has none.")
+    is_active: bool = Field(description="It answers predictions.")
+    is_shadow: bool = Field(description="It runs beside the active version on each photo; its answers are not sent.")
+
+
+class ModelVersions(Schema):
+    dataset: str
+    versions: list[VersionScores] = Field(description="Newest first.")
 
 
 class RightAnswer(Schema):

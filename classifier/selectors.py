@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from classifier.ml.embeddings import Example
@@ -62,10 +62,18 @@ def active_version(*, dataset: Dataset) -> ModelVersion | None:
     return dataset.model_versions.filter(is_active=True).first()
 
 
+def serving_versions(*, dataset: Dataset) -> tuple[ModelVersion | None, ModelVersion | None]:
+    """(the active version, the version in shadow) of the dataset, either None, in one query."""
+    serving = dataset.model_versions.filter(Q(is_active=True) | Q(is_shadow=True))
+    versions = {version.is_active: version for version in serving}
+    return versions.get(True), versions.get(False)
+
+
 def with_version_number(jobs: QuerySet[PredictionJob]) -> QuerySet[PredictionJob]:
-    """Jobs with `version_number`, the number of the version that answered: all an answer shows
-    of it. Joining the whole version row costs twice the time of the job's own read."""
-    return jobs.annotate(version_number=F("model_version__number"))
+    """Jobs with `version_number`, the number of the version that answered, and
+    `shadow_version_number`, the shadow's: all an answer shows of them. Joining the whole
+    version row costs twice the time of the job's own read."""
+    return jobs.annotate(version_number=F("model_version__number"), shadow_version_number=F("shadow_version__number"))
 
 
 def prediction_job(*, job_id) -> PredictionJob | None:
@@ -78,6 +86,19 @@ def prediction_job_is_waiting(*, job_id) -> bool:
 
 def versions_of(*, dataset: Dataset) -> QuerySet[ModelVersion]:
     return dataset.model_versions.order_by("-number")
+
+
+def versions_scores(*, dataset: Dataset) -> list[dict]:
+    """The dataset's versions, newest first, with their test scores and state flags, as the API
+    lists them. `field_accuracy` is None: no field set scores a version yet."""
+    return [
+        {"number": version.number, "status": version.status, "backbone": version.backbone,
+         "created_at": version.created_at, "finished_at": version.finished_at,
+         **{f"test_{key}": (version.metrics.get("test") or {}).get(key)
+            for key in ("accuracy", "roc_auc", "coverage", "answered_accuracy")},
+         "field_accuracy": None, "is_active": version.is_active, "is_shadow": version.is_shadow}
+        for version in versions_of(dataset=dataset)
+    ]
 
 
 def images_by_sha256(*, dataset: Dataset, keys: list[str]) -> dict[str, DatasetImage]:

@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from classifier import reports, selectors
+from classifier.admin.shadow import ShadowViews
 from classifier.admin.training import TrainingViews
 from classifier.candidates import candidate_report
 from classifier.models import ModelVersion
@@ -29,8 +30,8 @@ def version_link(version: ModelVersion) -> str:
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(TrainingViews, admin.ModelAdmin):
-    list_display = ("__str__", "status_progress", "active_badge", "backbone", "val_accuracy", "test_accuracy_display",
+class ModelVersionAdmin(TrainingViews, ShadowViews, admin.ModelAdmin):
+    list_display = ("__str__", "status_progress", "active_badge", "is_shadow", "backbone", "val_accuracy", "test_accuracy_display",
                     "training_time", "created_at")
     list_filter = ("dataset", "status", "is_active", "backbone")
     list_select_related = ("dataset",)
@@ -53,6 +54,7 @@ class ModelVersionAdmin(TrainingViews, admin.ModelAdmin):
                  name="classifier_modelversion_activate"),
             path("compare/", self.admin_site.admin_view(self.compare_view), name="classifier_modelversion_compare"),
             *self.training_urls(),
+            *self.shadow_urls(),
             *super().get_urls(),
         ]
 
@@ -90,6 +92,7 @@ class ModelVersionAdmin(TrainingViews, admin.ModelAdmin):
             "version": version,
             "report": reports.version_report(version=version),
             "candidate": candidate_report(version=version),
+            **self.shadow_context(request, version),
             "settings_rows": settings_rows(version),
             "active_version": active,
             "can_activate": version.status == ModelVersion.Status.READY and not version.is_active

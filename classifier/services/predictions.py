@@ -19,6 +19,7 @@ from classifier import metrics, notifications, selectors
 from classifier.ml.metrics import decision as decision_for
 from classifier.ml.predictor import Predictor, model_input_message
 from classifier.models import ModelVersion, PredictionJob
+from classifier.services import shadow
 from classifier.services.field_set import field_set_score_request
 from classifier.services.limits import prediction_rate_check
 from classifier.services.workers import worker_job_done
@@ -120,21 +121,25 @@ _predictor: tuple[int, Predictor] | None = None
 def predictor_for(*, version: ModelVersion) -> Predictor:
     """The process's predictor, loaded once and replaced only when another version is active.
 
-    The old interpreter is released before the new one loads, so memory never holds two.
+    The old interpreter is released before the new one loads, so memory never holds two; a
+    shadow version just activated is taken from the shadow slot, not loaded again.
     """
     global _predictor
     if _predictor is None or _predictor[0] != version.pk:
         _predictor = None
         started = time.perf_counter()
-        _predictor = (version.pk, Predictor(selectors.artifact_path(version=version),
-                                            num_threads=settings.PREDICTOR_THREADS))
+        predictor = shadow.shadow_predictor_take(version=version) or Predictor(
+            selectors.artifact_path(version=version), num_threads=settings.PREDICTOR_THREADS
+        )
+        _predictor = (version.pk, predictor)
         metrics.model_loaded(version=version, seconds=time.perf_counter() - started)
     return _predictor[1]
 
 
 def prediction_job_claim(*, job_id) -> PredictionJob | None:
     """Mark a waiting job running, counting the take, and return it with `active_version` (the
-    version that answers its dataset now, or None); None if it is answered already.
+    version that answers its dataset now, or None) and `shadowing_version` (the one in shadow, or
+    None); None if it is answered already.
 
     The update is conditional on the job still waiting, so a job sent twice (requeue_stale) is
     answered once: whichever run finishes first writes the answer, under the same condition.
@@ -146,7 +151,7 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
     if not claimed:
         return None
     job = PredictionJob.objects.select_related("dataset").get(pk=job_id)
-    job.active_version = selectors.active_version(dataset=job.dataset)
+    job.active_version, job.shadowing_version = selectors.serving_versions(dataset=job.dataset)
     return job
 
 
@@ -165,17 +170,15 @@ def prediction_job_run(*, job_id, model_input: dict | None = None) -> Prediction
 
 def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> PredictionJob:
     """Run the claimed job's model and write the answer, or the error. The photo is decoded here
-    unless `model_input` holds what the answering model takes."""
+    unless `model_input` holds what the answering model takes. Once the answer is written (its
+    sender woken), the version in shadow, if any, answers from the same pixels."""
     version = job.active_version
     try:
         if version is None:
             raise NoActiveModel(job.dataset)
         predictor = predictor_for(version=version)
-        pixels = predictor.accepted_model_input(model_input)
-        if pixels is None:
-            prediction = predictor.predict(file_read(file=job.image))
-        else:
-            prediction = predictor.predict_model_input(pixels, preprocess_ms=float(model_input["preprocess_ms"]))
+        pixels, preprocess_ms = model_pixels(job=job, predictor=predictor, model_input=model_input)
+        prediction = predictor.predict_model_input(pixels, preprocess_ms=preprocess_ms)
         # "unsure" below the confidence the version trusts (its metadata's unsure_below)
         decision = decision_for([prediction.probabilities[name] for name in predictor.class_names],
                                 predictor.metadata)
@@ -183,7 +186,7 @@ def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> Pr
         logger.exception("Prediction job %s failed", job.pk)
         error_text = f"{type(error).__name__}: {error}"
         return prediction_job_finish(job=job, status=PredictionJob.Status.FAILED, error=error_text)
-    return prediction_job_finish(
+    job = prediction_job_finish(
         job=job,
         version_number=version.number,
         status=PredictionJob.Status.DONE,
@@ -196,6 +199,23 @@ def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> Pr
         preprocess_ms=round(prediction.preprocess_ms, 3),
         inference_ms=round(prediction.inference_ms, 3),
     )
+    if job.shadowing_version is None:
+        shadow.shadow_predictor_release()
+    elif job.status == PredictionJob.Status.DONE:
+        job = shadow.prediction_job_shadow_answer(job=job, version=job.shadowing_version, pixels=pixels,
+                                                  active=predictor)
+    return job
+
+
+def model_pixels(*, job: PredictionJob, predictor: Predictor, model_input: dict | None):
+    """(pixels, milliseconds making them took) for `predictor`: the web's `model_input` when it
+    made them as this model takes them, else the job's photo decoded here."""
+    pixels = predictor.accepted_model_input(model_input)
+    if pixels is not None:
+        return pixels, float(model_input["preprocess_ms"])
+    started = time.perf_counter()
+    pixels = predictor.model_input(file_read(file=job.image))
+    return pixels, (time.perf_counter() - started) * 1000
 
 
 def prediction_job_finish(*, job: PredictionJob, version_number: int | None = None, **result) -> PredictionJob:

@@ -178,7 +178,8 @@ class WorseThanActive(ValidationError):
 def model_version_activate(*, version: ModelVersion, user=None, confirmed_worse: bool = False) -> ModelVersion:
     """Make `version` the one that answers for its dataset (also how a rollback is done), and
     record who did it. A version that scores worse than the active one (`candidate_report`) is
-    refused with WorseThanActive unless `confirmed_worse`."""
+    refused with WorseThanActive unless `confirmed_worse`. A version in shadow stops shadowing as
+    it becomes active."""
     if version.status != ModelVersion.Status.READY:
         raise ValidationError(f"Version {version.number} is {version.get_status_display().lower()}, not ready.")
     report = candidate_report(version=version)
@@ -191,7 +192,7 @@ def model_version_activate(*, version: ModelVersion, user=None, confirmed_worse:
         ModelVersion.objects.filter(dataset=version.dataset_id, is_active=True).exclude(pk=version.pk).update(
             is_active=False
         )
-        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+        ModelVersion.objects.filter(pk=version.pk).update(is_active=True, is_shadow=False)
         if previous is None or previous.pk != version.pk:
             Activation.objects.create(version=version, previous=previous, user=user, confirmed_worse=worse)
     version.refresh_from_db()

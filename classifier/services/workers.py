@@ -50,6 +50,7 @@ def worker_process_report(*, jobs_done: int, started_at) -> WorkerProcess:
     row, _ = WorkerProcess.objects.update_or_create(
         node=settings.NODE_NAME, pid=os.getpid(),
         defaults={"cluster": Conf.CLUSTER_NAME, "versions": metrics.loaded_versions(), "jobs_done": jobs_done,
+                  "shadow_bytes": metrics.shadow_bytes(),
                   "rss_bytes": rss, "started_at": started_at, "last_seen": timezone.now()},
     )
     return row
