@@ -110,7 +110,7 @@ def prepare(system: System = THIS):
     recreate_postgres_database(system.database_url)
     manage("migrate", "--noinput", system=system)
     manage("import_images", str(SOURCE), "--dataset", "bench", "--no-progress", system=system)
-    manage("train", "--dataset", "bench", "--activate", "--no-progress", system=system)
+    manage("train", "--dataset", "bench", "--backbone", "mobilenet_v2", "--activate", "--no-progress", system=system)
 
 
 @contextlib.contextmanager

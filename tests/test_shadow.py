@@ -113,8 +113,9 @@ def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_vers
     assert report["jobs"] == len(jobs) and report["agreement"] == pytest.approx(sum(agreeing) / len(jobs))
     assert {job.pk for job in report["disagreements"]} == {job.pk for job, same in zip(jobs, agreeing) if not same}
     assert report["shadow_ms"] > 0 and report["inference_ms"] > 0 and report["added_time"] > 0
-    html = render_to_string("admin/classifier/modelversion/_shadow.html",
-                            {"version": second, "shadow": report, "can_shadow": True})
+    html = "".join(render_to_string(f"admin/classifier/modelversion/{name}.html",
+                                    {"version": second, "shadow": report, "can_shadow": True})
+                   for name in ("_shadow", "_shadow_buttons"))
     assert f"({sum(agreeing)} of {len(jobs)})" in html and "Stop shadowing" in html
     job_page = staff_client.get(reverse("admin:classifier_predictionjob_change", args=[jobs[0].pk]))
     both = render_to_string("admin/classifier/predictionjob/_shadow.html", {"original": job_page.context["original"]})

@@ -31,11 +31,11 @@ def version_link(version: ModelVersion) -> str:
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(TrainingViews, ShadowViews, admin.ModelAdmin):
-    list_display = ("__str__", "status_progress", "active_badge", "is_shadow", "backbone", "val_accuracy", "test_accuracy_display",
-                    "training_time", "created_at")
-    list_filter = ("dataset", "status", "is_active", "backbone")
+    list_display = ("__str__", "status_progress", "active_badge", "shadow_badge", "backbone", "val_accuracy",
+                    "test_accuracy_display", "training_time", "created_at")
+    list_filter = ("dataset", "status", "is_active", "is_shadow", "backbone")
     list_select_related = ("dataset",)
-    actions = ["activate_selected", "compare_selected"]
+    actions = ["activate_selected", "compare_selected", *ShadowViews.shadow_actions]
     fields = ("dataset", "number", "status_progress", "is_active", "backbone", "labels", "threshold",
               "training_settings", "training_seconds", "error", "artifact_dir", "created_by", "created_at",
               "started_at", "finished_at")
@@ -71,6 +71,10 @@ class ModelVersionAdmin(TrainingViews, ShadowViews, admin.ModelAdmin):
     @admin.display(description="Answers predictions", ordering="is_active")
     def active_badge(self, version):
         return format_html('<span class="badge-active">{}</span>', "active") if version.is_active else ""
+
+    @admin.display(description="In shadow", ordering="is_shadow")
+    def shadow_badge(self, version):
+        return format_html('<span class="badge-shadow">{}</span>', "shadow") if version.is_shadow else ""
 
     @admin.display(description="Val accuracy")
     def val_accuracy(self, version):
