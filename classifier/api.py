@@ -15,9 +15,9 @@ from ninja import File, Form, NinjaAPI, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.files import UploadedFile
-from ninja.security import APIKeyHeader
 
-from classifier import access, notifications, selectors
+from classifier import access, notifications, selectors, selectors_review
+from classifier.api_auth import ApiKey, ApiKeyOrStaff, ApiKeyUnlessPage
 from classifier.models import PredictionJob
 from classifier.schemas import ActiveModel, Error, FeedbackIn, ModelVersions, Prediction, Queued
 from classifier.services.limits import RateLimited, TooManyWaits, prediction_wait_hold
@@ -26,40 +26,6 @@ from dataset.validation import human_size
 
 logger = logging.getLogger(__name__)
 FAILED_ANSWER = "The model could not answer for this photo; send it again, or another one."
-
-
-class ApiKey(APIKeyHeader):
-    """With API_KEYS set, a client must send one of them in X-API-Key; without, the API is open,
-    as the page is."""
-
-    param_name = "X-API-Key"
-
-    def __call__(self, request):
-        if not settings.API_KEYS:
-            return True
-        return super().__call__(request)
-
-    def authenticate(self, request, key):
-        return key if access.api_key_valid(key) else None
-
-
-class ApiKeyOrStaff(ApiKey):
-    """A key, or a staff member's session (the admin's)."""
-
-    def __call__(self, request):
-        if request.user.is_staff:
-            return True
-        return super().__call__(request)
-
-
-class ApiKeyUnlessPage(ApiKey):
-    """A key, or the upload page's session: the page's requests carry a session it opened and,
-    for posts, its CSRF token. What such a session then reaches (its own jobs) is `access`'s rule."""
-
-    def __call__(self, request):
-        if access.page_session(request):
-            return True
-        return super().__call__(request)
 
 
 class Api(NinjaAPI):
@@ -319,4 +285,4 @@ def model_versions(request, dataset: str = ""):
     target = selectors.prediction_dataset(slug=dataset or None)
     if target is None:
         return Status(404, {"detail": no_dataset(dataset)})
-    return Status(200, {"dataset": target.slug, "versions": selectors.versions_scores(dataset=target)})
+    return Status(200, {"dataset": target.slug, "versions": selectors_review.versions_scores(dataset=target)})

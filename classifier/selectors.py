@@ -88,19 +88,6 @@ def versions_of(*, dataset: Dataset) -> QuerySet[ModelVersion]:
     return dataset.model_versions.order_by("-number")
 
 
-def versions_scores(*, dataset: Dataset) -> list[dict]:
-    """The dataset's versions, newest first, with their test scores and state flags, as the API
-    lists them. `field_accuracy` is None: no field set scores a version yet."""
-    return [
-        {"number": version.number, "status": version.status, "backbone": version.backbone,
-         "created_at": version.created_at, "finished_at": version.finished_at,
-         **{f"test_{key}": (version.metrics.get("test") or {}).get(key)
-            for key in ("accuracy", "roc_auc", "coverage", "answered_accuracy")},
-         "field_accuracy": None, "is_active": version.is_active, "is_shadow": version.is_shadow}
-        for version in versions_of(dataset=dataset)
-    ]
-
-
 def images_by_sha256(*, dataset: Dataset, keys: list[str]) -> dict[str, DatasetImage]:
     """The dataset images behind the keys a version's metrics name (some may have been deleted)."""
     return {image.sha256: image for image in dataset.images.filter(sha256__in=keys).select_related("label")}

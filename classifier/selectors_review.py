@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from classifier.models import FieldScore, FieldScoring, ModelVersion, PredictionJob
 from dataset.models import Dataset
@@ -28,8 +28,7 @@ class ReviewTier:
 
 
 # The queue shows the tiers in this order: answers people said were wrong, then answers the model
-# was unsure of or nearly so. Disagreements with a shadow model join as a third tier, once jobs
-# carry a shadow answer.
+# was unsure of or nearly so, then answers a version in shadow disagreed with.
 REVIEW_TIERS = (
     ReviewTier("wrong", Q(feedback=PredictionJob.Feedback.WRONG), ("-feedback_at", "-queued_at")),
     ReviewTier(
@@ -37,6 +36,11 @@ REVIEW_TIERS = (
         Q(feedback=PredictionJob.Feedback.NONE)
         & (Q(decision=PredictionJob.Decision.UNSURE) | Q(confidence__lt=LOW_CONFIDENCE)),
         ("confidence", "-queued_at"),
+    ),
+    ReviewTier(
+        "disagreement",
+        Q(feedback=PredictionJob.Feedback.NONE) & ~Q(shadow_label="") & ~Q(shadow_label=F("label")),
+        ("-queued_at",),
     ),
 )
 
@@ -132,3 +136,21 @@ def field_scores_latest(*, dataset: Dataset) -> list[FieldScore]:
 
 def field_scoring_latest(*, dataset: Dataset) -> FieldScoring | None:
     return dataset.field_scorings.order_by("-requested_at", "-pk").first()
+
+
+def versions_scores(*, dataset: Dataset) -> list[dict]:
+    """The dataset's versions, newest first, with their test scores, their latest field-set
+    accuracy (None until a scoring reached them) and state flags, as the API lists them."""
+    field_accuracy: dict[int, float | None] = {}
+    for version_id, accuracy in (FieldScore.objects.filter(version__dataset=dataset)
+                                 .order_by("version_id", "-scored_at", "-pk").values_list("version_id", "accuracy")):
+        field_accuracy.setdefault(version_id, accuracy)
+    return [
+        {"number": version.number, "status": version.status, "backbone": version.backbone,
+         "created_at": version.created_at, "finished_at": version.finished_at,
+         **{f"test_{key}": (version.metrics.get("test") or {}).get(key)
+            for key in ("accuracy", "roc_auc", "coverage", "answered_accuracy")},
+         "field_accuracy": field_accuracy.get(version.pk), "is_active": version.is_active,
+         "is_shadow": version.is_shadow}
+        for version in dataset.model_versions.order_by("-number")
+    ]

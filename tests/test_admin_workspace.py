@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from classifier.ml.metrics import evaluate, photo_scores, threshold_sweep
 from classifier.ml.train import STAGES, TrainSettings, data_fingerprint
-from classifier.models import Activation, FieldAnswer, ModelVersion, PredictionJob
+from classifier.models import Activation, FieldAnswer, FieldScore, FieldScoring, ModelVersion, PredictionJob
 from classifier.selectors import training_examples
+from classifier.selectors_review import review_queue, review_waiting_counts
 from classifier.services.retraining import candidate_activate_if_better, dataset_retrain_if_due
 from classifier.templatetags.classifier_format import percentage
 from classifier.workspace import settings_twin
@@ -247,7 +248,8 @@ def test_compare_shows_formatted_values_a_coloured_difference_and_the_photos_ans
     size = re.search(r"<tr><th scope=\"row\">Model file \(TFLite\)</th>(.*?)</tr>", page, re.DOTALL).group(1)
     assert "8.5\xa0MB" in size and "3.8\xa0MB" in size and "better" in size
     assert "0.9837" not in page and "8904552" not in page
-    assert page.count('class="photo-card"') == 1  # the one test photo whose answer changed
+    changed = page.split("Test photos answered differently")[1].split("candidate-report")[0]
+    assert changed.count('class="photo-card"') == 1  # the one test photo whose answer changed
     listing = staff_client.get(changelist).content.decode()
     assert listing.count('<span class="badge-active">active</span>') == 1 and "icon-no.svg" not in listing
 
@@ -314,9 +316,12 @@ def test_a_candidate_is_compared_photo_by_photo_and_activating_it_when_worse_ask
     ])
 
     page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[candidate.pk])).content.decode()
-    assert "Against the active coffee v1" in page
+    assert "coffee v2 against the active coffee v1" in page
     assert "Test split: it would break 1" in page and "Field set: it would fix 1" in page
     assert "Test split: it would fix" not in page and "Field set: it would break" not in page
+
+    compare = staff_client.get(reverse("admin:classifier_modelversion_compare") + f"?v={active.pk}&v={candidate.pk}")
+    assert "Field set: it would fix 1" in compare.content.decode()  # the same report beside the side-by-side
 
     activate = reverse("admin:classifier_modelversion_activate", args=[candidate.pk])
     asked = staff_client.post(activate)
@@ -406,3 +411,20 @@ def test_a_scheduled_candidate_is_activated_only_when_it_beats_the_active_versio
     assert better.is_active and not tie.is_active
     activation = Activation.objects.get(version=better)
     assert activation.user is None and activation.previous == active and not activation.confirmed_worse
+
+
+def test_shadow_disagreements_wait_in_the_review_queue_and_the_api_lists_field_accuracy(staff_client, dataset,
+                                                                                      photos):
+    version = version_with(dataset, 1, [0.1, 0.9], active=True)
+    confident = {"dataset": dataset, "image": "predictions/x.jpg", "image_format": "JPEG", "status": "done",
+                 "label": "coffee", "confidence": 0.99, "decision": "answered", "model_version": version}
+    disputed = PredictionJob.objects.create(**confident, shadow_label="not_coffee")
+    PredictionJob.objects.create(**confident, shadow_label="coffee")
+    PredictionJob.objects.create(**confident)  # no shadow then
+    assert review_waiting_counts(dataset=dataset) == {"wrong": 0, "unsure": 0, "disagreement": 1}
+    assert [job.pk for job in review_queue(dataset=dataset)] == [disputed.pk]
+
+    scoring = FieldScoring.objects.create(dataset=dataset, status="done")
+    FieldScore.objects.create(version=version, scoring=scoring, photos=4, accuracy=0.75)
+    [listed] = staff_client.get(f"/api/v1/models?dataset={dataset.slug}").json()["versions"]
+    assert (listed["number"], listed["field_accuracy"], listed["is_active"]) == (1, 0.75, True)

@@ -68,7 +68,7 @@ def test_a_photo_marked_wrong_comes_first_and_enters_the_dataset_once(trained, s
     # the rest are the answers the model doubted, least confident first; sure answers are not there
     rest = [job for job in jobs[:-1] if job.decision == "unsure" or job.confidence < selectors_review.LOW_CONFIDENCE]
     assert [job.pk for job in queue[1:]] == [job.pk for job in sorted(rest, key=lambda job: job.confidence)]
-    assert page.context["waiting"] == {"wrong": 1, "unsure": len(rest)}
+    assert page.context["waiting"] == {"wrong": 1, "unsure": len(rest), "disagreement": 0}
     assert reverse("admin:classifier_reviewitem_changelist") in client.get(reverse("admin:index")).content.decode()
 
     truth = other_label(wrong)

@@ -168,6 +168,7 @@ class ModelVersionAdmin(TrainingViews, ShadowViews, admin.ModelAdmin):
             "rows": reports.versions_comparison(versions=versions),
             "changed": reports.answers_changed(versions=versions)
             if len({v.dataset_id for v in versions}) == 1 else None,
+            "candidates": [report for version in versions if (report := candidate_report(version=version))],
             "versions": versions,
         }
         return TemplateResponse(request, "admin/classifier/modelversion/compare.html", context)
