@@ -287,6 +287,7 @@ class WorkerProcess(models.Model):
 
     class Meta:
         ordering = ["-last_seen"]
+        verbose_name_plural = "worker processes"
         constraints = [models.UniqueConstraint(fields=["node", "pid"], name="one_row_per_worker_process")]
 
     def __str__(self):

@@ -35,6 +35,16 @@ def chromium():
             browser.close()
 
 
+def admin_logged_in(page, base: str, *, username: str, password: str, then: str = "") -> None:
+    """Log `page` into the admin through its login form, then go to `then` (a path), if given."""
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    if then:
+        page.goto(f"{base}{then}")
+
+
 def screenshots(page, name: str) -> None:
     """The page as it is, full length, at a laptop's and a phone's width, in test-artifacts/."""
     ARTIFACTS.mkdir(exist_ok=True)

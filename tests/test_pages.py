@@ -14,6 +14,7 @@ from classifier.templatetags.classifier_format import label_text, milliseconds, 
 from tests.browser import (
     LAPTOP,
     PHONE,
+    admin_logged_in,
     chromium,
     horizontal_overflow,
     needs_chromium,
@@ -143,10 +144,7 @@ def test_a_visitor_and_a_curator_read_answers_in_the_browser(trained, start_qclu
         # the curator's side, in a browser of their own
         page = browser.new_page(viewport=LAPTOP)
         page.on("response", lambda response: response.status == 404 and missing.append(response.url))
-        page.goto(f"{base}/admin/login/")
-        page.fill("#id_username", "curator")
-        page.fill("#id_password", "a-long-test-password")
-        page.click("input[type=submit]")
+        admin_logged_in(page, base, username="curator", password="a-long-test-password")
         page.goto(f"{base}/admin/classifier/predictionjob/{answered_id}/change/")
         page.wait_for_function("document.querySelector('.job-photo img').naturalWidth > 0")
         expect(page.locator(".job-heatmap")).to_be_visible()

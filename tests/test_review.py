@@ -4,10 +4,8 @@ version scored on the field set by the training cluster."""
 
 import io
 import json
-import os
 import time
 
-import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
@@ -18,12 +16,11 @@ from classifier.models import FieldAnswer, FieldScore, FieldScoring, PredictionJ
 from classifier.services.field_set import field_set_score
 from classifier.services.predictions import prediction_feedback_give, prediction_job_create
 from dataset.models import DatasetImage
-from tests.conftest import ROOT, wait_for
+from tests.browser import ARTIFACTS, LAPTOP, PHONE, admin_logged_in, chromium, needs_chromium
+from tests.conftest import wait_for
 from tests.photos import PHOTO_NAMES, jpeg
 from tests.servers import web_server
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
 LABEL_URL = "admin:classifier_reviewitem_label"
 
 
@@ -169,11 +166,11 @@ def small_photos(count: int) -> list[bytes]:
     return [jpeg(PHOTO_NAMES[i % len(PHOTO_NAMES)], size=(72 + i, 64 + i), quality=80) for i in range(count)]
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+@needs_chromium
 def test_a_curator_labels_photos_with_the_keyboard_and_they_enter_the_dataset(
     trained, start_qcluster, media_root, ml_cache_root,
 ):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     start_qcluster()
     jobs = answered(trained, small_photos(101))
@@ -183,16 +180,10 @@ def test_a_curator_labels_photos_with_the_keyboard_and_they_enter_the_dataset(
     PredictionJob.objects.filter(pk__in=[job.pk for job in jobs[1:]]).update(decision="unsure")
     get_user_model().objects.create_superuser("curator", "c@example.com", "a-long-test-password")
     ARTIFACTS.mkdir(exist_ok=True)
-    with web_server(media_root, ml_cache_root, {}) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
-        )
-        page = browser.new_page(viewport={"width": 1366, "height": 900})
-        page.goto(f"{base}/admin/login/?next=/admin/classifier/reviewitem/%3Fdataset%3D{trained.slug}")
-        page.fill("#id_username", "curator")
-        page.fill("#id_password", "a-long-test-password")
-        page.click("input[type=submit]")
+    with web_server(media_root, ml_cache_root, {}) as base, chromium() as browser:
+        page = browser.new_page(viewport=LAPTOP)
+        admin_logged_in(page, base, username="curator", password="a-long-test-password",
+                        then=f"/admin/classifier/reviewitem/?dataset={trained.slug}")
         cards = page.locator(".review-card")
         expect(cards).to_have_count(101)
         assert cards.first.get_attribute("data-job") == str(wrong.pk)
@@ -214,12 +205,11 @@ def test_a_curator_labels_photos_with_the_keyboard_and_they_enter_the_dataset(
         assert page.evaluate("window.notReloaded") is True
         print(f"\n100 photos labelled with the keyboard in {seconds:.1f} s, no page reload")
         page.screenshot(path=str(ARTIFACTS / "review-grid-labelled-1366.png"))
-        page.set_viewport_size({"width": 390, "height": 844})
+        page.set_viewport_size(PHONE)
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(ARTIFACTS / "review-grid-390.png"))
         page.reload()
         expect(page.locator("#review-done")).to_be_visible()  # labelled and skipped photos are gone
-        browser.close()
 
     names = {"1": "coffee", "2": "not_coffee"}
     by_job = {job_id: names[key] for job_id, key in zip(order, keys, strict=False)}

@@ -29,7 +29,9 @@ class ShadowViews:
     def shadow_context(self, request, version: ModelVersion) -> dict:
         return {
             "shadow": shadow_report(version=version),
+            # a shadow runs beside an active version: without one there is nothing to shadow
             "can_shadow": version.status == ModelVersion.Status.READY and not version.is_active
+            and version.dataset.model_versions.filter(is_active=True).exists()
             and self.has_change_permission(request, version),
         }
 
