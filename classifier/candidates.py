@@ -10,7 +10,7 @@ import numpy as np
 
 from classifier.ml.metrics import decide
 from classifier.models import FieldAnswer, ModelVersion
-from classifier.reports import difference_text, version_scores
+from classifier.reports import difference_text, test_answers
 from classifier.selectors import active_version, images_by_sha256
 from classifier.selectors_review import field_photos
 
@@ -80,14 +80,9 @@ def compared(name: str, keys: list, truth: list[str], answers: tuple[list[str], 
 def test_comparison(candidate: ModelVersion, active: ModelVersion) -> SetComparison:
     """On the test photos both versions were evaluated on (splits follow the photos' content, so a
     photo in both test splits was trained on by neither)."""
-    scores = [version_scores(version=v, split="test") for v in (candidate, active)]
-    if any(score is None for score in scores):
+    answers = [test_answers(version=version) for version in (candidate, active)]
+    if any(answer is None for answer in answers):
         return SetComparison(name="test split", note="not available: a version trained before per-photo scores were stored")
-    answers = []
-    for version, (keys, labels, probabilities) in zip((candidate, active), scores):
-        predicted = decide(probabilities, version.threshold)
-        answers.append({key: (version.labels[label], version.labels[answer])
-                        for key, label, answer in zip(keys, labels, predicted)})
     shared = sorted(set(answers[0]) & set(answers[1]))
     comparison = compared("test split", shared, [answers[0][k][0] for k in shared],
                           ([answers[0][k][1] for k in shared], [answers[1][k][1] for k in shared]))

@@ -124,18 +124,23 @@ def version_report(*, version: ModelVersion) -> dict | None:
     }
 
 
+def test_answers(*, version: ModelVersion) -> dict[str, tuple[str, str]] | None:
+    """{photo key: (true label, the version's answer)} over its test split, from the scores its
+    training stored; None for versions trained before those were stored."""
+    scores = version_scores(version=version, split="test")
+    if scores is None:
+        return None
+    keys, labels, probabilities = scores
+    predicted = decide(probabilities, version.threshold)
+    return {key: (version.labels[label], version.labels[answer]) for key, label, answer in zip(keys, labels, predicted)}
+
+
 def answers_changed(*, versions: list[ModelVersion]) -> list[dict] | None:
     """The test photos that not all `versions` answer alike: the photo, its true label and each
     version's answer. None when a version has no stored per-photo scores."""
-    answers = []
-    for version in versions:
-        scores = version_scores(version=version, split="test")
-        if scores is None:
-            return None
-        keys, labels, probabilities = scores
-        predicted = decide(probabilities, version.threshold)
-        answers.append({key: (version.labels[label], version.labels[answer])
-                        for key, label, answer in zip(keys, labels, predicted)})
+    answers = [test_answers(version=version) for version in versions]
+    if any(answer is None for answer in answers):
+        return None
     shared = set.intersection(*(set(answer) for answer in answers))
     changed = sorted(key for key in shared if len({answer[key][1] for answer in answers}) > 1)
     images = images_by_sha256(dataset=versions[0].dataset, keys=changed)

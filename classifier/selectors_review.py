@@ -141,10 +141,7 @@ def field_scoring_latest(*, dataset: Dataset) -> FieldScoring | None:
 def versions_scores(*, dataset: Dataset) -> list[dict]:
     """The dataset's versions, newest first, with their test scores, their latest field-set
     accuracy (None until a scoring reached them) and state flags, as the API lists them."""
-    field_accuracy: dict[int, float | None] = {}
-    for version_id, accuracy in (FieldScore.objects.filter(version__dataset=dataset)
-                                 .order_by("version_id", "-scored_at", "-pk").values_list("version_id", "accuracy")):
-        field_accuracy.setdefault(version_id, accuracy)
+    field_accuracy = {score.version_id: score.accuracy for score in field_scores_latest(dataset=dataset)}
     return [
         {"number": version.number, "status": version.status, "backbone": version.backbone,
          "created_at": version.created_at, "finished_at": version.finished_at,

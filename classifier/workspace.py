@@ -85,8 +85,8 @@ def datasets_overview() -> list[dict]:
         included_count=Count("images", filter=Q(images__excluded=False, images__label__isnull=False), distinct=True),
     ).order_by("name"):
         jobs = PredictionJob.objects.filter(dataset=dataset)
-        training = dataset.model_versions.filter(
-            status__in=(ModelVersion.Status.QUEUED, ModelVersion.Status.TRAINING)).order_by("-number").first()
+        training = training_under_way(dataset=dataset)
+        learnt = photos_learnt_since_active(dataset=dataset)
         rows.append({
             "dataset": dataset,
             "active": active_version(dataset=dataset),
@@ -96,8 +96,8 @@ def datasets_overview() -> list[dict]:
             "progress": training_progress(version=training) if training else None,
             "answered_today": jobs.filter(status=PredictionJob.Status.DONE, finished_at__gte=today).count(),
             "waiting": review_waiting_counts(dataset=dataset),
-            "learnt": photos_learnt_since_active(dataset=dataset),
-            "retrain_due": retrain_due(dataset=dataset),
+            "learnt": learnt,
+            "retrain_due": retrain_suggested(learnt=learnt, training=training),
             "review_url": review + "?" + urlencode({"dataset": dataset.slug}),
         })
     return rows
@@ -126,7 +126,18 @@ def photos_learnt_since_active(*, dataset: Dataset) -> int:
     return images.count()
 
 
+def training_under_way(*, dataset: Dataset) -> ModelVersion | None:
+    """The dataset's version queued or training, if any."""
+    return dataset.model_versions.filter(
+        status__in=(ModelVersion.Status.QUEUED, ModelVersion.Status.TRAINING)).order_by("-number").first()
+
+
+def retrain_suggested(*, learnt: int, training: ModelVersion | None) -> bool:
+    """The one rule: enough photos learnt since the active version (RETRAIN_SUGGESTED_AFTER) and no
+    training queued or running."""
+    return training is None and learnt >= settings.RETRAIN_SUGGESTED_AFTER
+
+
 def retrain_due(*, dataset: Dataset) -> bool:
-    """Enough learnt photos (RETRAIN_SUGGESTED_AFTER) and no training already queued or running."""
-    waiting = dataset.model_versions.filter(status__in=(ModelVersion.Status.QUEUED, ModelVersion.Status.TRAINING))
-    return photos_learnt_since_active(dataset=dataset) >= settings.RETRAIN_SUGGESTED_AFTER and not waiting.exists()
+    return retrain_suggested(learnt=photos_learnt_since_active(dataset=dataset),
+                             training=training_under_way(dataset=dataset))

@@ -92,7 +92,6 @@ def field_set_score(*, scoring_id: int) -> FieldScoring | None:
 class VersionTally:
     """What one version answered on the field photos it is scored on."""
 
-    version: ModelVersion
     probabilities: list[np.ndarray] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
@@ -110,7 +109,7 @@ def field_set_versions_score(*, scoring: FieldScoring, versions: list[ModelVersi
     photos = selectors_review.field_photos(dataset=scoring.dataset)
     field_answers_compute(versions=versions, photos=photos)
     group_of = dict(scoring.dataset.images.exclude(group="").values_list("sha256", "group"))
-    tallies = {version.pk: VersionTally(version=version) for version in versions}
+    tallies = {version.pk: VersionTally() for version in versions}
     answers = FieldAnswer.objects.filter(version__in=versions, job_id__in=[photo.job_id for photo in photos])
     stored = {(answer.version_id, str(answer.job_id)): answer for answer in answers}
     for photo in photos:

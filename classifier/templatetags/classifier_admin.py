@@ -11,7 +11,13 @@ from classifier.models import ModelVersion
 from classifier.reports import threshold_table
 from classifier.selectors import versions_of
 from classifier.services.retraining import retrain_schedule_get
-from classifier.workspace import datasets_overview, photos_learnt_since_active, training_progress, training_refusal
+from classifier.workspace import (
+    datasets_overview,
+    photos_learnt_since_active,
+    retrain_suggested,
+    training_progress,
+    training_refusal,
+)
 
 register = template.Library()
 
@@ -39,14 +45,17 @@ def dataset_versions(context, dataset) -> dict:
         "can_train": dataset is not None and dataset.pk is not None
         and user.has_perm("classifier.change_modelversion"),
         "train_url": reverse("admin:classifier_modelversion_train", args=[dataset.pk]) if dataset and dataset.pk else "",
-        **(retraining(dataset) if dataset and dataset.pk else {}),
+        **(retraining(dataset, training) if dataset and dataset.pk else {}),
     }
 
 
-def retraining(dataset) -> dict:
-    """What the dataset learnt since its active version, and its retrain schedule."""
+def retraining(dataset, training) -> dict:
+    """What the dataset learnt since its active version, whether a retrain is suggested, and its
+    retrain schedule."""
+    learnt = photos_learnt_since_active(dataset=dataset)
     return {
-        "learnt": photos_learnt_since_active(dataset=dataset),
+        "learnt": learnt,
+        "retrain_suggested": retrain_suggested(learnt=learnt, training=training),
         "learnt_enough": settings.RETRAIN_SUGGESTED_AFTER,
         "schedule": retrain_schedule_get(dataset=dataset),
         "schedule_url": reverse("admin:classifier_modelversion_retrain_schedule", args=[dataset.pk]),
