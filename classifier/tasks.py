@@ -29,8 +29,8 @@ def score_field_set(scoring_id: int) -> None:
     field_set_score(scoring_id=scoring_id)
 
 
-def predict(job_id: str, model_input: dict | None = None) -> None:
-    prediction_job_run(job_id=job_id, model_input=model_input)
+def predict(job_id: str) -> None:
+    prediction_job_run(job_id=job_id)
 
 
 def requeue_stale() -> None:

@@ -49,7 +49,7 @@ def png_declaring(width: int, height: int) -> bytes:
 @cache
 def slow_photo() -> bytes:
     """A 49-megapixel PNG (1 MB): decoding it keeps a worker busy for about half a second, long
-    enough to be killed mid-job. A JPEG would not do: the web decodes a large one for its worker."""
+    enough to be killed mid-job (a JPEG decodes reduced, far faster)."""
     out = io.BytesIO()
     photo("coffee").resize((7000, 7000), Image.Resampling.NEAREST).save(out, format="PNG")
     return out.getvalue()

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
@@ -29,9 +30,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from classifier.ml import preprocess
-from classifier.ml.predictor import model_input_message
 from classifier.models import PredictionJob
-from classifier.services.predictions import MODEL_INPUT_SIDE
 from dataset.models import Dataset
 from dataset.validation import ACCEPTED_FORMATS, ValidatedImage, image_validate
 from tests.conftest import active_version_row, fresh_process_output
@@ -324,22 +323,22 @@ def test_any_bytes_get_an_image_or_a_sentence_in_bounded_time(capsys):
 
 
 def test_when_the_check_is_the_models_own_decode_any_bytes_get_its_input_or_a_sentence():
-    """The web validates a large JPEG upload by decoding it into the model's input (`web_decodes`),
-    a different Pillow path from the plain check: the same contract holds on it, and what it
-    accepts comes back as the pixels a worker is fed."""
+    """`manage.py predict` validates each file by decoding it into the model's input, a different
+    Pillow path from the plain check: the same contract holds on it, and what it accepts comes
+    back as the pixels the model is fed."""
     outcomes = Counter()
-    web_decode = partial(model_input_message, size=MODEL_INPUT_SIDE)  # as prediction_job_create passes it
+    model_decode = partial(preprocess.model_input, size=224)  # as `manage.py predict` passes it
 
     @settings(max_examples=SERVICE_EXAMPLES // 5, **FUZZ_SETTINGS)
     @given(image=mutated_images(), name=NAMES)
     def check(image, name):
         description, data = image
         note(f"{description}, name={name!r}, {len(data)} bytes: {data!r}")
-        outcome, elapsed = validate_in_bounded_time(data, name, decode=web_decode)
+        outcome, elapsed = validate_in_bounded_time(data, name, decode=model_decode)
         assert_valid_answer(outcome, data)
         assert elapsed < CALL_LIMIT_SECONDS, f"{description}: {elapsed:.2f} s"
         if not isinstance(outcome, ValidationError):
-            assert outcome.decoded["pixels"] == preprocess.model_input(data, MODEL_INPUT_SIDE).tobytes()
+            assert np.array_equal(outcome.decoded, preprocess.model_input(data, 224))
         outcomes[outcome.code if isinstance(outcome, ValidationError) else "accepted"] += 1
 
     check()

@@ -9,7 +9,6 @@ from django.core.exceptions import ValidationError
 from PIL import Image, ImageOps
 
 from classifier.ml import preprocess
-from classifier.ml.predictor import model_input_message
 from coffeeclassifier import imaging
 from dataset.validation import image_validate
 from tests.conftest import fresh_process_output
@@ -49,12 +48,12 @@ def test_truncated_jpeg_is_refused():
     assert "damaged or incomplete" in refusal(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("decode", [None, partial(model_input_message, size=224)])
+@pytest.mark.parametrize("decode", [None, partial(preprocess.model_input, size=224)])
 @pytest.mark.parametrize(
     ("size", "progressive", "kept"),
     [
         ((640, 480), False, 0.5),
-        ((2400, 1600), False, 0.5),  # above 256 KB: the web decodes it for the model
+        ((2400, 1600), False, 0.5),
         ((8000, 6000), False, 0.5),
         # a progressive file holds the whole picture, blurred, once its first passes are in (a fifth
         # of the file here): cut later, it shows all of the photo and passes; cut before, it is grey
@@ -63,8 +62,9 @@ def test_truncated_jpeg_is_refused():
 )
 def test_a_jpeg_whose_data_ends_early_is_refused_even_with_an_end_marker(size, progressive, kept, decode):
     """A real photo cut in the middle of its picture data and "repaired" with the end marker a JPEG
-    ends with: libjpeg fills what is missing with grey and only warns, and the upload (decoded by
-    the web for the model, or checked reduced) must not be answered on a grey canvas."""
+    ends with: libjpeg fills what is missing with grey and only warns, and the upload (checked
+    reduced, or decoded into the model's input as `manage.py predict` checks it) must not be
+    answered on a grey canvas."""
     whole = encode(photo("coffee", size=size), "JPEG", quality=85, progressive=progressive)
     data = whole[: int(len(whole) * kept)] + b"\xff\xd9"
     with pytest.raises(ValidationError) as error:
@@ -77,7 +77,7 @@ def test_a_jpeg_whose_data_ends_early_is_refused_even_with_an_end_marker(size, p
         preprocess.model_input(data, 224)
 
 
-@pytest.mark.parametrize("decode", [None, partial(model_input_message, size=224)])
+@pytest.mark.parametrize("decode", [None, partial(preprocess.model_input, size=224)])
 def test_a_whole_jpeg_with_a_mid_grey_corner_is_accepted(decode):
     """The grey that marks missing data can be a photo's own: a whole file decodes the same whatever
     follows its picture data, so it passes."""

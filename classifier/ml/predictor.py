@@ -7,7 +7,6 @@ instance guards its own with a lock. Its thread count comes from the caller (a s
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -51,15 +50,6 @@ def load_interpreter(model_path: Path, num_threads: int):
     return interpreter
 
 
-def model_input_message(data: bytes, *, size: int) -> dict:
-    """A photo decoded into a model's input (`preprocess.model_input`), as plain values another
-    process can take it from (a queue's task): the pixels, what they are, what making them took."""
-    started = time.perf_counter()
-    pixels = preprocess.model_input(data, size)
-    return {"side": size, "preprocess_version": preprocess.VERSION, "pixels": pixels.tobytes(),
-            "preprocess_ms": (time.perf_counter() - started) * 1000}
-
-
 class Predictor:
     def __init__(self, directory: Path, *, num_threads: int = 1):
         self.directory = Path(directory)
@@ -90,19 +80,6 @@ class Predictor:
 
     def model_input(self, data: bytes) -> np.ndarray:
         return preprocess.model_input(data, self.input_size, reduced_jpeg=self.reduced_jpeg)
-
-    def accepted_model_input(self, message: dict | None) -> np.ndarray | None:
-        """The pixels of a `model_input_message` if they are what this model makes of the photo
-        (same size, same preprocessing) and the message is whole, else None: the photo must then
-        be decoded here."""
-        if not message or not self.reduced_jpeg or message.get("preprocess_version") != preprocess.VERSION:
-            return None
-        side, pixels, spent = message.get("side"), message.get("pixels"), message.get("preprocess_ms")
-        if side != self.input_size or not isinstance(pixels, bytes) or len(pixels) != side * side * 3:
-            return None
-        if not isinstance(spent, float | int) or not math.isfinite(spent):
-            return None
-        return np.frombuffer(pixels, dtype=np.uint8).reshape(side, side, 3)
 
     def predict(self, data: bytes) -> Prediction:
         started = time.perf_counter()

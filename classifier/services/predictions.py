@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from classifier import metrics, notifications, selectors
 from classifier.ml.metrics import decision as decision_for
-from classifier.ml.predictor import Predictor, model_input_message
+from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
 from classifier.services import shadow
 from classifier.services.field_set import field_set_score_request
@@ -32,18 +32,6 @@ from dataset.validation import image_validate
 logger = logging.getLogger(__name__)
 
 PREDICTION_TASK = "classifier.tasks.predict"
-
-# A JPEG upload at least this large is decoded by the web process straight into the model's
-# input, which travels with its task (see `web_decodes`). A smaller one is decoded again sooner
-# than its pixels travel.
-MODEL_INPUT_FROM_WEB_BYTES = 256 * 1024
-
-JPEG_START = b"\xff\xd8\xff"
-
-# Every backbone's input size (classifier.ml.backbones); a model that takes another is fed
-# from the photo by its worker.
-MODEL_INPUT_SIDE = 224
-
 
 class NoActiveModel(Exception):
     """Nothing can answer for this dataset yet; the message says who can fix that."""
@@ -68,8 +56,7 @@ def prediction_job_create(
     If queueing fails (broker down), the job is kept and `requeue_stale` sends it later.
     """
     prediction_rate_check(client=client)
-    decode = partial(model_input_message, size=MODEL_INPUT_SIDE) if web_decodes(data) else None
-    valid = image_validate(data=data, name=name, decode=decode)
+    valid = image_validate(data=data, name=name)
     dataset = Dataset.objects.filter(slug=dataset_slug).first()
     if dataset is None:
         raise NoDataset(dataset_slug)
@@ -80,26 +67,16 @@ def prediction_job_create(
         request_id=logs.request_id(),
     )
     file_and_row_save(file=job.image, name=f"upload.{valid.extension}", data=valid.data)
-    transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk, model_input=valid.decoded), robust=True)
+    transaction.on_commit(lambda: prediction_enqueue(job_id=job.pk), robust=True)
     metrics.prediction_queued(job=job)
     return job
 
 
-def web_decodes(data: bytes) -> bool:
-    """Whether the web process makes an upload's model input: its validation must decode the
-    photo anyway, and decoding a phone photo is most of a worker's time. Only a JPEG, which
-    libjpeg decodes reduced, in about the memory of the plain check (measured, beyond the photo:
-    a 49-megapixel one +4 MB against +3; progressive, +144 MB either way; a 65 000 × 760
-    panorama, +48 MB against +12). Other formats decode whole canvases (a 49-megapixel PNG:
-    +582 MB against +187): that is for workers, whose memory `max_rss` bounds."""
-    return len(data) >= MODEL_INPUT_FROM_WEB_BYTES and data.startswith(JPEG_START)
-
-
-def prediction_enqueue(*, job_id, model_input: dict | None = None) -> None:
-    """Queue the job; `model_input` (a `model_input_message`) spares its worker the photo's decode."""
+def prediction_enqueue(*, job_id) -> None:
+    """Queue the job by its id: the worker reads the photo from storage."""
     from django_q.tasks import async_task
 
-    async_task(PREDICTION_TASK, str(job_id), model_input, broker=shared_broker(), task_name=f"predict-{job_id}")
+    async_task(PREDICTION_TASK, str(job_id), broker=shared_broker(), task_name=f"predict-{job_id}")
 
 
 _broker = None
@@ -155,7 +132,7 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
     return job
 
 
-def prediction_job_run(*, job_id, model_input: dict | None = None) -> PredictionJob | None:
+def prediction_job_run(*, job_id) -> PredictionJob | None:
     """Answer one job. Safe to run twice: only a queued or running job is claimed, and only
     the run that still finds it running writes the answer, in one update with its result.
     Its log lines carry the request id of the upload."""
@@ -163,21 +140,23 @@ def prediction_job_run(*, job_id, model_input: dict | None = None) -> Prediction
     if job is None:
         return None
     with logs.request_id_bound(job.request_id):
-        job = prediction_job_answer(job=job, model_input=model_input)
+        job = prediction_job_answer(job=job)
     worker_job_done()
     return job
 
 
-def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> PredictionJob:
-    """Run the claimed job's model and write the answer, or the error. The photo is decoded here
-    unless `model_input` holds what the answering model takes. Once the answer is written (its
-    sender woken), the version in shadow, if any, answers from the same pixels."""
+def prediction_job_answer(*, job: PredictionJob) -> PredictionJob:
+    """Run the claimed job's model on its photo and write the answer, or the error. Once the
+    answer is written (its sender woken), the version in shadow, if any, answers from the same
+    decoded photo."""
     version = job.active_version
     try:
         if version is None:
             raise NoActiveModel(job.dataset)
         predictor = predictor_for(version=version)
-        pixels, preprocess_ms = model_pixels(job=job, predictor=predictor, model_input=model_input)
+        started = time.perf_counter()
+        pixels = predictor.model_input(file_read(file=job.image))
+        preprocess_ms = (time.perf_counter() - started) * 1000
         prediction = predictor.predict_model_input(pixels, preprocess_ms=preprocess_ms)
         # "unsure" below the confidence the version trusts (its metadata's unsure_below)
         decision = decision_for([prediction.probabilities[name] for name in predictor.class_names],
@@ -205,17 +184,6 @@ def prediction_job_answer(*, job: PredictionJob, model_input: dict | None) -> Pr
         job = shadow.prediction_job_shadow_answer(job=job, version=job.shadowing_version, pixels=pixels,
                                                   active=predictor)
     return job
-
-
-def model_pixels(*, job: PredictionJob, predictor: Predictor, model_input: dict | None):
-    """(pixels, milliseconds making them took) for `predictor`: the web's `model_input` when it
-    made them as this model takes them, else the job's photo decoded here."""
-    pixels = predictor.accepted_model_input(model_input)
-    if pixels is not None:
-        return pixels, float(model_input["preprocess_ms"])
-    started = time.perf_counter()
-    pixels = predictor.model_input(file_read(file=job.image))
-    return pixels, (time.perf_counter() - started) * 1000
 
 
 def prediction_job_finish(*, job: PredictionJob, version_number: int | None = None, **result) -> PredictionJob:
