@@ -7,7 +7,7 @@ version of the backbone on 40 demo photos (12 train, 4 val, 4 test per label), t
 other demo photos (1 035 of them; repeated if --photos asks for more) as answered prediction jobs
 with feedback "right" and their folder's label, and times `field_set_score`, the training
 cluster's task, in this process: each photo read from MEDIA_ROOT, hashed, decoded and resized as
-serving does, run through the version's LiteRT model (PREDICTOR_THREADS threads), and the
+serving does, run through the version's LiteRT model (FIELD_SET_THREADS threads), and the
 scores written. The time of queueing the task is not in the figure.
 """
 
@@ -59,7 +59,7 @@ def main():
     print(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
     score = FieldScore.objects.get(scoring=scoring, version=version)
     print(f"{version} ({arguments.backbone}), {stored} field photos ({arguments.photos} asked), "
-          f"PREDICTOR_THREADS={settings.PREDICTOR_THREADS}: scored {score.photos} photos in {seconds:.1f} s "
+          f"FIELD_SET_THREADS={settings.FIELD_SET_THREADS}: scored {score.photos} photos in {seconds:.1f} s "
           f"({seconds / max(score.photos, 1) * 1000:.1f} ms a photo), accuracy {score.accuracy:.4f}, "
           f"left out {score.left_out or 'none'}")
 

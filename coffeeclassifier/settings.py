@@ -290,6 +290,8 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
     }
 }
 
+# LiteRT threads scoring a field set: the training cluster runs one task at a time, so it may use both cores.
+FIELD_SET_THREADS = env_int("FIELD_SET_THREADS", 2)
 # Predictions: LiteRT threads per worker process (workers × threads ≈ cores); how long a job may
 # wait queued or running before `requeue_stale` queues it again, and how often it may be tried.
 PREDICTOR_THREADS = env_int("PREDICTOR_THREADS", 1)

@@ -153,7 +153,7 @@ def field_answers_compute(*, versions: list[ModelVersion], photos: list) -> None
         new = []
         for version in missing:
             if version.pk not in predictors:
-                predictor = Predictor(selectors.artifact_path(version=version), num_threads=settings.PREDICTOR_THREADS)
+                predictor = Predictor(selectors.artifact_path(version=version), num_threads=settings.FIELD_SET_THREADS)
                 seen = {key for split in SEEN_SPLITS for key in predictor.metadata.get("images", {}).get(split, [])}
                 predictors[version.pk] = (predictor, seen)
             predictor, seen = predictors[version.pk]
