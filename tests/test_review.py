@@ -16,6 +16,7 @@ from classifier.models import FieldAnswer, FieldScore, FieldScoring, PredictionJ
 from classifier.services.field_set import field_set_score
 from classifier.services.predictions import prediction_feedback_give, prediction_job_create
 from dataset.models import DatasetImage
+from dataset.selectors import file_read
 from tests.browser import ARTIFACTS, LAPTOP, PHONE, admin_logged_in, chromium, needs_chromium
 from tests.conftest import wait_for
 from tests.photos import PHOTO_NAMES, jpeg
@@ -218,3 +219,44 @@ def test_a_curator_labels_photos_with_the_keyboard_and_they_enter_the_dataset(
     images = DatasetImage.objects.filter(dataset=trained, source=DatasetImage.Source.REVIEW)
     assert images.count() == 100
     assert sorted(images.values_list("label__name", flat=True)) == sorted(by_job.values())
+
+
+def test_a_candidate_reports_the_field_photos_it_would_fix_and_break_from_real_answers(
+    trained, start_qcluster, demo_photos
+):
+    """Version 2 learns the labels swapped, so the two versions disagree on real photos. A photo
+    whose true label is version 1's answer is one version 2 would break; one whose true label is
+    version 2's answer, one it would fix. Both versions' answers come from their models."""
+    from classifier.ml.predictor import Predictor
+    from classifier.selectors import artifact_path
+
+    start_qcluster()
+    active = trained.model_versions.get(is_active=True)
+    coffee, not_coffee = trained.labels.get(name="coffee"), trained.labels.get(name="not_coffee")
+    images = trained.images.all()
+    coffee_ids = list(images.filter(label=coffee).values_list("pk", flat=True))
+    images.filter(label=not_coffee).update(label=coffee)
+    images.filter(pk__in=coffee_ids).update(label=not_coffee)
+    call_command("train", "--dataset", trained.slug, "--backbone", "mobilenet_025", "--no-progress",
+                 stdout=io.StringIO())
+    candidate = trained.model_versions.get(number=2, status="ready")
+    swapped = Predictor(artifact_path(version=candidate))
+
+    jobs = answered(trained, [path.read_bytes() for path in demo_photos["coffee"][3::7][:4]
+                              + demo_photos["not_coffee"][3::7][:4]])
+    disagreements = [job for job in jobs if swapped.predict(file_read(file=job.image)).label != job.label]
+    assert len(disagreements) >= 2, "the swapped version agreed with the active one on almost every photo"
+    broken, fixed = disagreements[:2]
+    assert broken.model_version == active
+    prediction_feedback_give(job=broken, correct=True)  # version 1 was right: version 2 would break it
+    prediction_feedback_give(job=fixed, correct=False, label_name=other_label(fixed))  # version 2 is right
+    field_set_score(scoring_id=FieldScoring.objects.get(dataset=trained, status="queued").pk)
+
+    page = curator_client().get(reverse("admin:classifier_modelversion_change", args=[candidate.pk]))
+    report = {field_set.name: field_set for field_set in page.context["candidate"].sets}["field set"]
+    assert [item["job_id"] for item in report.fixed] == [str(fixed.pk)]
+    assert [item["job_id"] for item in report.broken] == [str(broken.pk)]
+    html = page.content.decode()
+    assert "Field set: it would fix 1" in html and "Field set: it would break 1" in html
+    for job in (fixed, broken):
+        assert reverse("admin:classifier_reviewitem_thumbnail", args=[job.pk]) in html
