@@ -62,9 +62,15 @@ def active_version(*, dataset: Dataset) -> ModelVersion | None:
     return dataset.model_versions.filter(is_active=True).first()
 
 
+def has_active_version(*, dataset: Dataset) -> bool:
+    return dataset.model_versions.filter(is_active=True).exists()
+
+
 def serving_versions(*, dataset: Dataset) -> tuple[ModelVersion | None, ModelVersion | None]:
-    """(the active version, the version in shadow) of the dataset, either None, in one query."""
-    serving = dataset.model_versions.filter(Q(is_active=True) | Q(is_shadow=True))
+    """(the active version, the version in shadow) of the dataset, either None, in one query.
+    Their `metrics` stay in the database: they hold the evaluation's per-photo scores (tens of
+    kilobytes of JSON), and answering a job needs none of them."""
+    serving = dataset.model_versions.filter(Q(is_active=True) | Q(is_shadow=True)).defer("metrics")
     versions = {version.is_active: version for version in serving}
     return versions.get(True), versions.get(False)
 

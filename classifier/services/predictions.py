@@ -60,7 +60,7 @@ def prediction_job_create(
     dataset = Dataset.objects.filter(slug=dataset_slug).first()
     if dataset is None:
         raise NoDataset(dataset_slug)
-    if selectors.active_version(dataset=dataset) is None:
+    if not selectors.has_active_version(dataset=dataset):
         raise NoActiveModel(dataset)
     job = PredictionJob(
         dataset=dataset, image_format=valid.image_format, session_key=session_key or "", client=client[:64],
