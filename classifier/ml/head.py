@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,17 @@ def head_fit(
     steps: int = 500,
     learning_rate: float = 0.05,
 ) -> Head:
-    """Full-batch Adam on the class-weighted cross-entropy plus L2; starts from zero, so deterministic."""
+    """Full-batch Adam on the class-weighted cross-entropy plus L2; starts from zero, so deterministic.
+
+    NumPy's BLAS runs on one thread here: products this small gain nothing from a second, and
+    threads that wait for a busy core (a cluster answering photos beside the training) make
+    the fit's time erratic."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return adam_fit(embeddings, labels, classes=classes, l2=l2, steps=steps, learning_rate=learning_rate)
+
+
+def adam_fit(embeddings: np.ndarray, labels: np.ndarray, *, classes: int, l2: float, steps: int,
+             learning_rate: float) -> Head:
     x = embeddings.astype(np.float32)
     targets = np.eye(classes, dtype=np.float32)[labels]
     sample_weights = balanced_class_weights(labels, classes)[labels].astype(np.float32)
