@@ -1,7 +1,7 @@
 """Serving figures, side by side in one run, client and servers on this machine (loopback).
 
     .venv/bin/python bench/serve.py [--requests 300] [--seconds 15] [--clients 16] [--soak N | --soak-seconds S]
-        [--systems NAME=DIR,…] [--peers sync,keras,seed,bentoml,celery]
+        [--systems NAME=DIR,…] [--sqlite] [--peers sync,keras,seed,bentoml,celery]
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench,
 dropped and re-created) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
@@ -27,7 +27,9 @@ and the CPU time each process group spends per answer.
 `--systems` measures other checkouts of this project beside this one, each on its own database
 and media folder, one after another for each broker, e.g. a speed-up's with and without:
 `git worktree add /tmp/before <commit>`, then `--systems now=.,before=/tmp/before`.
-`--soak N` then pushes N more jobs through the Redis system (`--soak-seconds S`: for S seconds),
+`--sqlite` then measures this checkout on SQLite (a file under BENCH_SCRATCH) with the ORM broker,
+the embedded default.
+`--soak N` then pushes N more jobs through the first system on Redis (`--soak-seconds S`: for S seconds),
 sampling worker RSS and the pace, counting failed requests and jobs not done.
 """
 
@@ -64,9 +66,12 @@ class System:
 
     name: str
     root: Path
+    sqlite: bool = False  # the embedded default: a SQLite file under SCRATCH, not PostgreSQL
 
     @property
     def database_url(self) -> str:
+        if self.sqlite:
+            return f"sqlite:///{SCRATCH / f'{self.name}.sqlite3'}"
         return DATABASE_URL if self.name == "this" else f"{DATABASE_URL}_{self.name}"
 
 
@@ -107,7 +112,12 @@ def manage(*args, system: System = THIS):
 def prepare(system: System = THIS):
     from bench.import_images import recreate_postgres_database
 
-    recreate_postgres_database(system.database_url)
+    if system.sqlite:
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(system.database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    else:
+        recreate_postgres_database(system.database_url)
     manage("migrate", "--noinput", system=system)
     manage("import_images", str(SOURCE), "--dataset", "bench", "--no-progress", system=system)
     manage("train", "--dataset", "bench", "--backbone", "mobilenet_v2", "--activate", "--no-progress", system=system)
@@ -386,6 +396,8 @@ def main():
     parser.add_argument("--soak", type=int, default=0, help="Then push this many more jobs (Redis, POST ?wait).")
     parser.add_argument("--soak-seconds", type=float, default=0, help="Or push jobs for this long.")
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
+    parser.add_argument("--sqlite", action="store_true",
+                        help="Then this checkout on SQLite with the ORM broker (the embedded default).")
     parser.add_argument("--systems", default="this=.",
                         help="Checkouts of this project to measure, NAME=DIR comma-separated; 'this' is this one.")
     parser.add_argument("--peers", default="sync,keras,seed,bentoml,celery",
@@ -396,6 +408,10 @@ def main():
           flush=True)
     systems = [System(name, ROOT if name == "this" else Path(folder).resolve())
                for name, folder in (item.split("=", 1) for item in args.systems.split(","))]
+    runs = [(broker, system) for broker in ("redis", "orm") for system in systems]
+    if args.sqlite:
+        systems.append(System("sqlite", ROOT, sqlite=True))
+        runs.append(("orm", systems[-1]))
     for system in systems:
         if args.skip_prepare:
             manage("migrate", "--noinput", system=system)
@@ -409,7 +425,7 @@ def main():
 
     import redis
 
-    for broker, system in ((broker, system) for broker in ("redis", "orm") for system in systems):
+    for broker, system in runs:
         extra = {"REDIS_URL": REDIS_URL} if broker == "redis" else {}
         if broker == "redis":
             redis.Redis.from_url(REDIS_URL).flushdb()
@@ -440,7 +456,7 @@ def main():
             if broker == "redis":
                 phone_latency = Load(system_call(base, one_request=True), phones).latency(50)
                 report(f"{label}, redis, POST ?wait, 12 MP", phone_latency)
-                if args.soak or args.soak_seconds:
+                if (args.soak or args.soak_seconds) and system is systems[0]:
                     soak(load, workers, args.clients, jobs=args.soak, seconds=args.soak_seconds)
 
     peer_env = base_env(DJANGO_SETTINGS_MODULE="bench.peer_settings")
