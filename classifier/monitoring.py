@@ -37,6 +37,17 @@ class DatabaseCollector:
     """Gauges of the queue's state, read when Prometheus scrapes (a few indexed queries)."""
 
     def collect(self):
+        yield from self.queue_gauges()
+        yield from self.version_gauges()
+        stalled = selectors.prediction_queue_stall(seconds=settings.PREDICTION_STALL_SECONDS) is not None
+        yield GaugeMetricFamily(
+            "coffeeclassifier_prediction_queue_stalled",
+            "1 when photos have waited PREDICTION_STALL_SECONDS and nothing was answered meanwhile.",
+            value=int(stalled),
+        )
+
+    def queue_gauges(self):
+        """The broker's depth per cluster and the prediction jobs waiting by status."""
         depth = GaugeMetricFamily("coffeeclassifier_queue_depth", "Tasks waiting in the broker.", labels=["cluster"])
         for cluster, size in queue_depths().items():
             if size is not None:
@@ -51,6 +62,10 @@ class DatabaseCollector:
         for status in PredictionJob.WAITING:
             jobs.add_metric([status], counts.get(status, 0))
         yield jobs
+
+    def version_gauges(self):
+        """The active and shadow version per dataset, the active ones' test accuracy, and the
+        versions by status."""
         active = GaugeMetricFamily(
             "coffeeclassifier_active_model_version", "The version number that answers for each dataset.",
             labels=["dataset"],
@@ -82,12 +97,6 @@ class DatabaseCollector:
         for status in ModelVersion.Status.values:
             trainings.add_metric([status], counts.get(status, 0))
         yield trainings
-        stalled = selectors.prediction_queue_stall(seconds=settings.PREDICTION_STALL_SECONDS) is not None
-        yield GaugeMetricFamily(
-            "coffeeclassifier_prediction_queue_stalled",
-            "1 when photos have waited PREDICTION_STALL_SECONDS and nothing was answered meanwhile.",
-            value=int(stalled),
-        )
 
 
 def dead_processes_forget(directory: Path) -> None:

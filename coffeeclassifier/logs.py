@@ -67,3 +67,27 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def logging_config(*, log_format: str, level: str, django_level: str) -> dict:
+    """The LOGGING setting: every line to the console in `log_format` ("plain" or "json") with its
+    request id, at `level`; Django's own loggers at `django_level`."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {
+                "()": "coffeeclassifier.logs.PlainFormatter",
+                "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
+            },
+            "json": {"()": "coffeeclassifier.logs.JsonFormatter"},
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "django": {"level": django_level},
+            # TensorFlow's and absl's own start-up and export chatter ("Assets written to …")
+            "tensorflow": {"level": "WARNING"},
+            "absl": {"level": "WARNING"},
+        },
+    }

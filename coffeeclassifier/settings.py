@@ -12,38 +12,12 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from coffeeclassifier.environment import env_bool, env_int, env_list
+from coffeeclassifier.logs import logging_config
 from coffeeclassifier.redis_connections import fail_fast_pool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be 1/0, true/false, yes/no or on/off, not {value!r}.")
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 DEBUG = env_bool("DEBUG", True)
@@ -235,25 +209,11 @@ if not DEBUG:
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {
-            "()": "coffeeclassifier.logs.PlainFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
-        },
-        "json": {"()": "coffeeclassifier.logs.JsonFormatter"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django": {"level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
-        # TensorFlow's and absl's own start-up and export chatter ("Assets written to …")
-        "tensorflow": {"level": "WARNING"},
-        "absl": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_config(
+    log_format=LOG_FORMAT,
+    level=os.environ.get("LOG_LEVEL", "INFO"),
+    django_level=os.environ.get("DJANGO_LOG_LEVEL", "WARNING"),
+)
 
 # Prometheus metrics (prometheus_client's multiprocess mode): every process of this machine (web,
 # workers, trainer) writes its samples under this folder and /metrics adds them up. The folder

@@ -86,62 +86,13 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
     decode is then the check, its result comes back as `decoded`, and the image is decoded once.
     """
     what = f"“{name}”" if name else "The file"
-    if not data:
-        raise ValidationError(f"{what} is empty.", code="empty")
-    if len(data) > settings.MAX_UPLOAD_BYTES:
-        raise ValidationError(
-            f"{what} is {human_size(len(data))}; the limit is {human_size(settings.MAX_UPLOAD_BYTES)}.",
-            code="too_large",
-        )
-    not_an_image = ValidationError(
-        f"{what} is not an image that can be read; upload a {ACCEPTED_FORMATS_TEXT} file.", code="not_image"
-    )
+    size_check(what, data)
     with warnings.catch_warnings():
-        # Pillow warns, then raises, above its own global pixel limit; ours is checked below.
+        # Pillow warns, then raises, above its own global pixel limit; ours is checked in `header_check`.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as probe:
-                image_format, (width, height) = probe.format, probe.size
-                if image_format in ACCEPTED_FORMATS:
-                    check_pixels(what, width, height)
-                    probe.verify()
-        except Image.DecompressionBombError:
-            raise ValidationError(
-                f"{what} declares too many pixels; the limit is {settings.MAX_IMAGE_PIXELS:,} pixels.",
-                code="too_many_pixels",
-            ) from None
-        except UnidentifiedImageError:
-            raise not_an_image from None
-        except ValidationError:
-            raise
-        except Exception as error:  # noqa: BLE001 (Pillow raises many types for damaged files)
-            raise damaged(what, error) from None
-        if image_format not in ACCEPTED_FORMATS:
-            raise ValidationError(
-                f"{what} is {with_article(image_format)} image; upload a {ACCEPTED_FORMATS_TEXT} file.", code="format"
-            )
-        try:
-            with decode_slot(image_format, width, height), Image.open(io.BytesIO(data)) as image:
-                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-                if decode is None:
-                    # A JPEG decodes at a fraction of its size here, several times faster, and every
-                    # byte of its data is still read, so a truncated file fails all the same (one
-                    # given an end marker after the cut decodes, grey where data is missing: see
-                    # `ends_early`).
-                    check_loaded(image)
-                    if ends_early(image, data, load_again=lambda again: check_loaded(Image.open(io.BytesIO(again)))):
-                        raise DataEndsEarly
-                    # Turning and converting to RGB (what a worker does next) fail by mode and
-                    # metadata, not by size: one pixel's corner shows it, where the canvas can be huge.
-                    to_upright_rgb(image.crop((0, 0, 1, 1)))
-                decoded = None if decode is None else decode(data)
-        except DataEndsEarly:
-            raise ValidationError(
-                f"{what} is incomplete: its data ends before its picture does, so most of it would be grey; "
-                "send the whole file.", code="incomplete",
-            ) from None
-        except Exception as error:  # noqa: BLE001 (as above, from the decode)
-            raise damaged(what, error) from None
+        image_format, width, height = header_check(what, data)
+        orientation, decoded = decode_check(what, data, image_format=image_format, width=width, height=height,
+                                            decode=decode)
     if orientation in TRANSPOSED_ORIENTATIONS:
         width, height = height, width
     return ValidatedImage(
@@ -152,6 +103,76 @@ def image_validate(*, data: bytes, name: str = "", decode: Callable[[bytes], obj
         height=height,
         decoded=decoded,
     )
+
+
+def size_check(what: str, data: bytes) -> None:
+    """Refuse an empty file or one above MAX_UPLOAD_BYTES."""
+    if not data:
+        raise ValidationError(f"{what} is empty.", code="empty")
+    if len(data) > settings.MAX_UPLOAD_BYTES:
+        raise ValidationError(
+            f"{what} is {human_size(len(data))}; the limit is {human_size(settings.MAX_UPLOAD_BYTES)}.",
+            code="too_large",
+        )
+
+
+def header_check(what: str, data: bytes) -> tuple[str, int, int]:
+    """The format, width and height the header declares, once the format is accepted, the pixels
+    are within MAX_IMAGE_PIXELS and the file's structure verifies; nothing is decoded."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            image_format, (width, height) = probe.format, probe.size
+            if image_format in ACCEPTED_FORMATS:
+                check_pixels(what, width, height)
+                probe.verify()
+    except Image.DecompressionBombError:
+        raise ValidationError(
+            f"{what} declares too many pixels; the limit is {settings.MAX_IMAGE_PIXELS:,} pixels.",
+            code="too_many_pixels",
+        ) from None
+    except UnidentifiedImageError:
+        raise ValidationError(
+            f"{what} is not an image that can be read; upload a {ACCEPTED_FORMATS_TEXT} file.", code="not_image"
+        ) from None
+    except ValidationError:
+        raise
+    except Exception as error:  # noqa: BLE001 (Pillow raises many types for damaged files)
+        raise damaged(what, error) from None
+    if image_format not in ACCEPTED_FORMATS:
+        raise ValidationError(
+            f"{what} is {with_article(image_format)} image; upload a {ACCEPTED_FORMATS_TEXT} file.", code="format"
+        )
+    return image_format, width, height
+
+
+def decode_check(
+    what: str, data: bytes, *, image_format: str, width: int, height: int, decode: Callable[[bytes], object] | None
+) -> tuple[int, object]:
+    """The image's EXIF orientation and what `decode` made of it (None without one), once it
+    decodes whole and turns and converts to RGB as a worker will."""
+    try:
+        with decode_slot(image_format, width, height), Image.open(io.BytesIO(data)) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            if decode is None:
+                # A JPEG decodes at a fraction of its size here, several times faster, and every
+                # byte of its data is still read, so a truncated file fails all the same (one
+                # given an end marker after the cut decodes, grey where data is missing: see
+                # `ends_early`).
+                check_loaded(image)
+                if ends_early(image, data, load_again=lambda again: check_loaded(Image.open(io.BytesIO(again)))):
+                    raise DataEndsEarly
+                # Turning and converting to RGB (what a worker does next) fail by mode and
+                # metadata, not by size: one pixel's corner shows it, where the canvas can be huge.
+                to_upright_rgb(image.crop((0, 0, 1, 1)))
+            decoded = None if decode is None else decode(data)
+    except DataEndsEarly:
+        raise ValidationError(
+            f"{what} is incomplete: its data ends before its picture does, so most of it would be grey; "
+            "send the whole file.", code="incomplete",
+        ) from None
+    except Exception as error:  # noqa: BLE001 (Pillow raises many types for damaged files)
+        raise damaged(what, error) from None
+    return orientation, decoded
 
 
 def with_article(format_name: str) -> str:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from classifier.ml import preprocess
 from classifier.ml.head import Head
 from classifier.ml.predictor import METADATA_FILE, MODEL_FILE, Predictor
+
+if TYPE_CHECKING:
+    from classifier.ml.embeddings import Example
 
 KERAS_FILE = "model.keras"
 
@@ -26,6 +32,25 @@ def artifacts_write(classifier, *, directory: Path, tflite: bytes, metadata: dic
     classifier.save(paths["keras"])
     paths["tflite"].write_bytes(tflite)
     metadata_write(directory, metadata)
+    return paths
+
+
+def version_write(
+    classifier, tflite: bytes, *, directory: Path, metadata: dict, val_examples: Sequence[Example], input_size: int,
+    reference: np.ndarray, tolerance: float, on_progress: Callable[[float], None],
+) -> dict[str, Path]:
+    """Write a version's files into `directory`, then prove that its TFLite file answers the
+    validation photos as `reference` (their probabilities in evaluation) says, or raise
+    ParityError; the parity and the file's size join metadata["metrics"], written again."""
+    paths = artifacts_write(classifier, directory=directory, tflite=tflite, metadata=metadata)
+    on_progress(0.7)
+    # The reference is what evaluation measured (Keras embeddings through the head), so parity
+    # proves that the served file answers as the metrics say.
+    pixels = np.stack([preprocess.model_input(e.read(), input_size) for e in val_examples])
+    metadata["metrics"]["parity_max_abs_diff"] = parity_check(directory, pixels, reference, tolerance=tolerance)
+    metadata["metrics"]["tflite_bytes"] = paths["tflite"].stat().st_size
+    metadata_write(directory, metadata)
+    on_progress(1.0)
     return paths
 
 

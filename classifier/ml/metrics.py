@@ -85,21 +85,10 @@ def evaluate(
     classes = len(class_names)
     confusion = np.zeros((classes, classes), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
-    per_class = {}
-    for index, name in enumerate(class_names):
-        true_positive = confusion[index, index]
-        predicted_count, actual_count = confusion[:, index].sum(), confusion[index, :].sum()
-        precision = true_positive / predicted_count if predicted_count else 0.0
-        recall = true_positive / actual_count if actual_count else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {
-            "precision": round(float(precision), 4), "recall": round(float(recall), 4),
-            "f1": round(float(f1), 4), "support": int(actual_count),
-        }
     result = {
         "count": len(labels),
         "accuracy": round(float((predicted == labels).mean()), 4) if len(labels) else None,
-        "per_class": per_class,
+        "per_class": class_scores(confusion, class_names),
         "confusion": confusion.tolist(),
         "misclassified": [
             {
@@ -121,6 +110,23 @@ def evaluate(
         result["coverage"] = round(float(answer.mean()), 4)
         result["answered_accuracy"] = round(float((predicted == labels)[answer].mean()), 4) if answer.any() else None
     return result
+
+
+def class_scores(confusion: np.ndarray, class_names: list[str]) -> dict[str, dict]:
+    """{class: {"precision", "recall", "f1", "support"}} from a confusion matrix (rows: true class);
+    0.0 where a ratio has nothing to count."""
+    scores = {}
+    for index, name in enumerate(class_names):
+        true_positive = confusion[index, index]
+        predicted_count, actual_count = confusion[:, index].sum(), confusion[index, :].sum()
+        precision = true_positive / predicted_count if predicted_count else 0.0
+        recall = true_positive / actual_count if actual_count else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores[name] = {
+            "precision": round(float(precision), 4), "recall": round(float(recall), 4),
+            "f1": round(float(f1), 4), "support": int(actual_count),
+        }
+    return scores
 
 
 def group_accuracy(correct: np.ndarray, groups: Sequence[str | None]) -> dict[str, dict]:

@@ -21,8 +21,9 @@ import numpy as np
 from classifier.ml import backbones, calibration, preprocess
 from classifier.ml.embeddings import EmbeddingCache, Example, augmented_views, embeddings_compute
 from classifier.ml.head import Head, head_fit, log_loss, softmax
-from classifier.ml.metrics import decide, evaluate, photo_scores, threshold_choose
+from classifier.ml.metrics import threshold_choose
 from classifier.ml.quiet import native_noise_dropped
+from classifier.ml.version_metrics import metrics_measure
 
 # Bump when `augmented_views` draws other views: cached augmented embeddings are keyed by it.
 AUGMENT_VERSION = 1
@@ -179,8 +180,8 @@ def model_train(
     on_progress: Callable[[str, float], None] = lambda stage, fraction: None,
 ) -> TrainOutcome:
     """Train, evaluate and export into `directory`; raises NotTrainable, WeightsUnavailable, ParityError."""
-    from classifier.ml.export import artifacts_write, metadata_write, parity_check, tflite_for_head
-    from classifier.ml.model import build_bases, build_classifier
+    from classifier.ml.export import version_write
+    from classifier.ml.model import build_bases
 
     training_data_check(examples, class_names)
     timings: dict[str, float] = {}
@@ -193,51 +194,58 @@ def model_train(
     )
     timings["embeddings"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    labels = np.array([e.label for e in examples])
-    splits = np.array([e.split for e in examples])
-    train, val, test = (splits == name for name in ("train", "val", "test"))
-    views = [0, *([1] if settings.flip else []), *range(2, vectors.shape[1])]
-    fitted = head_train(
-        np.concatenate([vectors[train, view] for view in views]), np.tile(labels[train], len(views)),
-        vectors[val, 0], labels[val], classes=len(class_names), settings=settings,
-        on_progress=lambda fraction: on_progress("head", fraction),
-    )
-    head, threshold = fitted.head, fitted.threshold
+    labels, masks = np.array([e.label for e in examples]), split_masks(examples)
+    fitted = head_stage(vectors, labels, masks, classes=len(class_names), settings=settings,
+                        on_progress=lambda fraction: on_progress("head", fraction))
     timings["head"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    keys = [e.key for e in examples]
-    groups = [e.group for e in examples]
-    probabilities = head.probabilities(vectors[:, 0])
-    unscaled = softmax(head.logits(vectors[:, 0]) * fitted.temperature)  # the head's own, before the temperature
-    metrics = {
-        split: evaluate(
-            probabilities[mask], labels[mask], class_names=list(class_names), threshold=threshold,
-            keys=[k for k, m in zip(keys, mask) if m],
-            groups=[g for g, m in zip(groups, mask) if m] if any(groups) else None,
-            unsure_below=fitted.unsure_below,
-        )
-        for split, mask in (("train", train), ("val", val), ("test", test))
-        if mask.any()
-    }
-    metrics["train"].pop("misclassified", None)
-    for split, mask in (("val", val), ("test", test)):
-        if mask.any():
-            metrics[split]["scores"] = photo_scores(probabilities[mask], labels[mask], [k for k, m in zip(keys, mask) if m])
-    metrics["head"] = {"l2": fitted.l2, "val_log_loss": round(fitted.val_log_loss, 4)}
-    decided = decide(probabilities, threshold)
-    metrics["calibration"] = {
-        "temperature": round(fitted.temperature, 4),
-        "unsure_below": fitted.unsure_below,
-        **{
-            f"ece_{split}_{when}": round(calibration.calibration_error(
-                scores[mask, decided[mask]], decided[mask] == labels[mask]), 4)
-            for split, mask in (("val", val), ("test", test)) if mask.any()
-            for when, scores in (("before", unscaled), ("after", probabilities))
-        },
-    }
+    probabilities = fitted.head.probabilities(vectors[:, 0])
+    unscaled = softmax(fitted.head.logits(vectors[:, 0]) * fitted.temperature)  # the head's own, before the temperature
+    metrics = metrics_measure(examples, probabilities, unscaled, class_names=class_names, fitted=fitted, masks=masks)
     metrics["embeddings_computed"] = computed
     on_progress("evaluation", 1.0)
     timings["evaluation"], clock = time.perf_counter() - clock, time.perf_counter()
+
+    classifier, tflite = classifier_build(backbone, bases, fitted.head, classes=len(class_names), cache_root=cache_root)
+    paths = version_write(
+        classifier, tflite, directory=directory, val_examples=[e for e in examples if e.split == "val"],
+        metadata=version_metadata_build(metadata, examples=examples, class_names=class_names, backbone=backbone,
+                                        fitted=fitted, settings=settings, metrics=metrics),
+        input_size=backbone.input_size, reference=probabilities[masks["val"]], tolerance=settings.parity_tolerance,
+        on_progress=lambda fraction: on_progress("export", fraction),
+    )
+    timings["export"] = time.perf_counter() - clock
+    return TrainOutcome(metrics=metrics, threshold=fitted.threshold, paths=paths, timings=timings,
+                        unsure_below=fitted.unsure_below, temperature=fitted.temperature)
+
+
+def split_masks(examples: Sequence[Example]) -> dict[str, np.ndarray]:
+    """Per split ("train", "val", "test"), which photos are in it."""
+    splits = np.array([e.split for e in examples])
+    return {name: splits == name for name in ("train", "val", "test")}
+
+
+def head_stage(
+    vectors: np.ndarray, labels: np.ndarray, masks: dict[str, np.ndarray], *, classes: int, settings: TrainSettings,
+    on_progress: Callable[[float], None],
+) -> FittedHead:
+    """`head_train` on every view of the training photos (the mirrored one only with
+    `settings.flip`), choosing on the plain view of the validation photos."""
+    train, val = masks["train"], masks["val"]
+    views = [0, *([1] if settings.flip else []), *range(2, vectors.shape[1])]
+    return head_train(
+        np.concatenate([vectors[train, view] for view in views]), np.tile(labels[train], len(views)),
+        vectors[val, 0], labels[val], classes=classes, settings=settings, on_progress=on_progress,
+    )
+
+
+def classifier_build(
+    backbone: backbones.Backbone | backbones.Combined, bases: tuple, head: Head, *, classes: int, cache_root: Path
+) -> tuple:
+    """The Keras classifier of `head` on the backbone, and its TFLite file (made from a cached
+    template per backbone and number of classes)."""
+    from classifier.ml.export import tflite_for_head
+    from classifier.ml.model import build_classifier
 
     def classifier_with(weights):
         return build_classifier(backbone, weights.kernel, weights.bias, bases)
@@ -248,36 +256,32 @@ def model_train(
         build_classifier=classifier_with,
         head=head,
         template_dir=Path(cache_root) / "tflite-templates",
-        template_key=f"{namespaces}-{len(class_names)}classes-tf{tensorflow_version()}",
+        template_key=f"{namespaces}-{classes}classes-tf{tensorflow_version()}",
     )
-    version_metadata = {
+    return classifier, tflite
+
+
+def version_metadata_build(
+    metadata: dict, *, examples: Sequence[Example], class_names: Sequence[str],
+    backbone: backbones.Backbone | backbones.Combined, fitted: FittedHead, settings: TrainSettings, metrics: dict,
+) -> dict:
+    """A version's metadata.json: the caller's `metadata`, what serving needs to read and decide,
+    the settings, `metrics` (the same dict, so what joins it later is written too) and the photos
+    of each split."""
+    return {
         **metadata,
         "labels": list(class_names),
         "backbone": backbone.name,
         "input_size": backbone.input_size,
         "preprocess_version": preprocess.VERSION,
-        "threshold": threshold,
+        "threshold": fitted.threshold,
         "unsure_below": fitted.unsure_below,
         "temperature": fitted.temperature,
-        "positive_label": class_names[1] if threshold is not None else None,
+        "positive_label": class_names[1] if fitted.threshold is not None else None,
         "settings": settings.as_dict(),
         "metrics": metrics,
-        "images": {split: [k for k, s in zip(keys, splits) if s == split] for split in ("train", "val", "test")},
+        "images": {split: [e.key for e in examples if e.split == split] for split in ("train", "val", "test")},
     }
-    paths = artifacts_write(classifier, directory=directory, tflite=tflite, metadata=version_metadata)
-    on_progress("export", 0.7)
-    # The reference is what evaluation measured (Keras embeddings through the head), so parity
-    # proves that the served file answers as the metrics say.
-    val_pixels = np.stack([preprocess.model_input(e.read(), backbone.input_size) for e in examples if e.split == "val"])
-    metrics["parity_max_abs_diff"] = parity_check(
-        directory, val_pixels, probabilities[val], tolerance=settings.parity_tolerance
-    )
-    metrics["tflite_bytes"] = paths["tflite"].stat().st_size
-    metadata_write(directory, version_metadata)
-    on_progress("export", 1.0)
-    timings["export"] = time.perf_counter() - clock
-    return TrainOutcome(metrics=metrics, threshold=threshold, paths=paths, timings=timings,
-                        unsure_below=fitted.unsure_below, temperature=fitted.temperature)
 
 
 def tensorflow_version() -> str:

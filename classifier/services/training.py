@@ -19,7 +19,7 @@ from django.utils import timezone
 from classifier import metrics, selectors
 from classifier.candidates import candidate_report
 from classifier.ml.backbones import BACKBONES, WeightsUnavailable
-from classifier.ml.train import NotTrainable, TrainSettings, data_fingerprint, training_data_check
+from classifier.ml.train import NotTrainable, TrainOutcome, TrainSettings, data_fingerprint, training_data_check
 from classifier.models import Activation, ModelVersion
 from classifier.services.field_set import field_set_score_request
 from dataset.models import Dataset
@@ -92,26 +92,8 @@ def model_version_train(
     if version.status in (ModelVersion.Status.READY, ModelVersion.Status.FAILED):
         return version
     directory = selectors.artifact_path(version=version)
-    shutil.rmtree(directory, ignore_errors=True)
-    started = time.perf_counter()
-    ModelVersion.objects.filter(pk=version.pk).update(
-        status=ModelVersion.Status.TRAINING, started_at=timezone.now(), stage="", progress=0.0, error=""
-    )
-    last_saved = [0.0]
-    stage_now = ["", started]  # the stage under way and when it began: each logs a line as it ends
-
-    def progress(stage: str, fraction: float) -> None:
-        now = time.perf_counter()
-        if stage != stage_now[0]:
-            if stage_now[0]:
-                metrics.training_stage(version=version, stage=stage_now[0], seconds=now - stage_now[1])
-            stage_now[:] = [stage, now]
-        if on_progress:
-            on_progress(stage, fraction)
-        if now - last_saved[0] >= PROGRESS_INTERVAL_SECONDS or fraction >= 1.0:
-            last_saved[0] = now
-            ModelVersion.objects.filter(pk=version.pk).update(stage=stage, progress=round(fraction, 3))
-
+    started = model_version_start(version=version, directory=directory)
+    progress = TrainingProgress(version=version, started=started, on_progress=on_progress)
     examples, class_names = selectors.training_examples(dataset=version.dataset)
     train_settings = TrainSettings.from_dict(version.training_settings)
     try:
@@ -129,27 +111,74 @@ def model_version_train(
     except Exception as error:  # a bug must still leave a failed version, not one training forever
         model_version_fail(version=version, message=f"{type(error).__name__}: {error}", started=started)
         raise
+    model_version_ready(
+        version=version, outcome=outcome, labels=class_names, started=started,
+        fingerprint=data_fingerprint(examples, class_names, train_settings),
+    )
+    progress.stage_end(time.perf_counter())
+    version.refresh_from_db()
+    metrics.training_finished(version=version)
+    field_set_score_request(dataset=version.dataset)
+    return version
+
+
+def model_version_start(*, version: ModelVersion, directory: Path) -> float:
+    """Empty the version's directory and mark it training from now; the start on the
+    `time.perf_counter` clock."""
+    shutil.rmtree(directory, ignore_errors=True)
+    started = time.perf_counter()
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=ModelVersion.Status.TRAINING, started_at=timezone.now(), stage="", progress=0.0, error=""
+    )
+    return started
+
+
+class TrainingProgress:
+    """The `on_progress` of a training: it passes each report on to the caller's, saves the stage
+    and fraction on the version at most every PROGRESS_INTERVAL_SECONDS (and at each 100 %), and
+    records each stage's time as the next one begins."""
+
+    def __init__(self, *, version: ModelVersion, started: float, on_progress: Callable[[str, float], None] | None):
+        self.version, self.on_progress = version, on_progress
+        self.last_saved = 0.0
+        self.stage, self.stage_started = "", started
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        now = time.perf_counter()
+        if stage != self.stage:
+            self.stage_end(now)
+            self.stage, self.stage_started = stage, now
+        if self.on_progress:
+            self.on_progress(stage, fraction)
+        if now - self.last_saved >= PROGRESS_INTERVAL_SECONDS or fraction >= 1.0:
+            self.last_saved = now
+            ModelVersion.objects.filter(pk=self.version.pk).update(stage=stage, progress=round(fraction, 3))
+
+    def stage_end(self, now: float) -> None:
+        """Record the time of the stage under way, if one is."""
+        if self.stage:
+            metrics.training_stage(version=self.version, stage=self.stage, seconds=now - self.stage_started)
+
+
+def model_version_ready(
+    *, version: ModelVersion, outcome: TrainOutcome, labels: list[str], fingerprint: str, started: float
+) -> None:
+    """Record a finished training: its labels, metrics, threshold and time."""
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
         stage="",
         progress=1.0,
-        labels=list(class_names),
+        labels=list(labels),
         # stage timings estimate the next training's time left; the fingerprint finds its twins
         metrics={
             **outcome.metrics,
             "timings": {stage: round(seconds, 2) for stage, seconds in outcome.timings.items()},
-            "fingerprint": data_fingerprint(examples, class_names, train_settings),
+            "fingerprint": fingerprint,
         },
         threshold=outcome.threshold,
         training_seconds=round(time.perf_counter() - started, 2),
         finished_at=timezone.now(),
     )
-    if stage_now[0]:
-        metrics.training_stage(version=version, stage=stage_now[0], seconds=time.perf_counter() - stage_now[1])
-    version.refresh_from_db()
-    metrics.training_finished(version=version)
-    field_set_score_request(dataset=version.dataset)
-    return version
 
 
 def model_version_fail(*, version: ModelVersion, message: str, started: float | None) -> ModelVersion:
