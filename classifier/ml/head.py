@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,10 @@ def head_fit(
 
     NumPy's BLAS runs on one thread here: products this small gain nothing from a second, and
     threads that wait for a busy core (a cluster answering photos beside the training) make
-    the fit's time erratic."""
+    the fit's time erratic. (threadpoolctl is a training requirement: the admin imports this
+    module on serving machines too.)"""
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1, user_api="blas"):
         return adam_fit(embeddings, labels, classes=classes, l2=l2, steps=steps, learning_rate=learning_rate)
 
