@@ -1,7 +1,7 @@
 """Serving figures, side by side in one run, client and servers on this machine (loopback).
 
     .venv/bin/python bench/serve.py [--requests 300] [--seconds 15] [--clients 16] [--soak N | --soak-seconds S]
-        [--systems NAME=DIR,…] [--sqlite] [--peers sync,keras,seed,bentoml,celery]
+        [--systems NAME=DIR,…] [--brokers redis,orm] [--sqlite] [--peers sync,keras,seed,bentoml,celery]
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench,
 dropped and re-created) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
@@ -396,6 +396,7 @@ def main():
     parser.add_argument("--soak", type=int, default=0, help="Then push this many more jobs (Redis, POST ?wait).")
     parser.add_argument("--soak-seconds", type=float, default=0, help="Or push jobs for this long.")
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
+    parser.add_argument("--brokers", default="redis,orm", help="Which brokers to measure the systems on.")
     parser.add_argument("--sqlite", action="store_true",
                         help="Then this checkout on SQLite with the ORM broker (the embedded default).")
     parser.add_argument("--systems", default="this=.",
@@ -408,7 +409,7 @@ def main():
           flush=True)
     systems = [System(name, ROOT if name == "this" else Path(folder).resolve())
                for name, folder in (item.split("=", 1) for item in args.systems.split(","))]
-    runs = [(broker, system) for broker in ("redis", "orm") for system in systems]
+    runs = [(broker, system) for broker in args.brokers.split(",") for system in systems]
     if args.sqlite:
         systems.append(System("sqlite", ROOT, sqlite=True))
         runs.append(("orm", systems[-1]))

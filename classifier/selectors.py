@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from classifier.ml.embeddings import Example
@@ -62,17 +62,21 @@ def active_version(*, dataset: Dataset) -> ModelVersion | None:
     return dataset.model_versions.filter(is_active=True).first()
 
 
-def has_active_version(*, dataset: Dataset) -> bool:
-    return dataset.model_versions.filter(is_active=True).exists()
+def dataset_for_prediction(*, slug: str) -> Dataset | None:
+    """The dataset called `slug` with `has_active_version`, in one query: every upload asks both."""
+    active = ModelVersion.objects.filter(dataset=OuterRef("pk"), is_active=True)
+    return Dataset.objects.filter(slug=slug).annotate(has_active_version=Exists(active)).first()
 
 
-def serving_versions(*, dataset: Dataset) -> tuple[ModelVersion | None, ModelVersion | None]:
-    """(the active version, the version in shadow) of the dataset, either None, in one query.
-    Their `metrics` stay in the database: they hold the evaluation's per-photo scores (tens of
-    kilobytes of JSON), and answering a job needs none of them."""
-    serving = dataset.model_versions.filter(Q(is_active=True) | Q(is_shadow=True)).defer("metrics")
-    versions = {version.is_active: version for version in serving}
-    return versions.get(True), versions.get(False)
+def job_to_answer(*, job_id) -> PredictionJob:
+    """The job with its dataset and the ids of the versions that serve the dataset now,
+    `active_version_pk` and `shadow_version_pk` (None where there is none), in one query: a worker
+    reads them for every job, since an activation changes them between two jobs."""
+    serving = ModelVersion.objects.filter(dataset=OuterRef("dataset_id")).values("pk")
+    return PredictionJob.objects.select_related("dataset").annotate(
+        active_version_pk=Subquery(serving.filter(is_active=True)),
+        shadow_version_pk=Subquery(serving.filter(is_shadow=True)),
+    ).get(pk=job_id)
 
 
 def with_version_number(jobs: QuerySet[PredictionJob]) -> QuerySet[PredictionJob]:

@@ -57,10 +57,10 @@ def prediction_job_create(
     """
     prediction_rate_check(client=client)
     valid = image_validate(data=data, name=name)
-    dataset = Dataset.objects.filter(slug=dataset_slug).first()
+    dataset = selectors.dataset_for_prediction(slug=dataset_slug)
     if dataset is None:
         raise NoDataset(dataset_slug)
-    if not selectors.has_active_version(dataset=dataset):
+    if not dataset.has_active_version:
         raise NoActiveModel(dataset)
     job = PredictionJob(
         dataset=dataset, image_format=valid.image_format, session_key=session_key or "", client=client[:64],
@@ -90,6 +90,20 @@ def shared_broker():
 
         _broker = get_broker()
     return _broker
+
+
+_versions: dict[int, ModelVersion] = {}
+
+
+def serving_version(*, pk: int | None) -> ModelVersion | None:
+    """The version `pk` with its dataset, read once per process: what answering reads of a ready
+    version (number, labels, artifact) never changes. None for None, or a version since deleted."""
+    if pk is not None and pk not in _versions:
+        version = ModelVersion.objects.select_related("dataset").filter(pk=pk).first()
+        if version is None:
+            return None
+        _versions[pk] = version
+    return _versions.get(pk)
 
 
 _predictor: tuple[int, Predictor] | None = None
@@ -127,8 +141,9 @@ def prediction_job_claim(*, job_id) -> PredictionJob | None:
     )
     if not claimed:
         return None
-    job = PredictionJob.objects.select_related("dataset").get(pk=job_id)
-    job.active_version, job.shadowing_version = selectors.serving_versions(dataset=job.dataset)
+    job = selectors.job_to_answer(job_id=job_id)
+    job.active_version = serving_version(pk=job.active_version_pk)
+    job.shadowing_version = serving_version(pk=job.shadow_version_pk)
     return job
 
 
