@@ -1,11 +1,11 @@
 """Serving figures, side by side in one run, client and servers on this machine (loopback).
 
     .venv/bin/python bench/serve.py [--requests 300] [--seconds 15] [--clients 16] [--soak N | --soak-seconds S]
-        [--systems NAME=DIR,…] [--brokers redis,orm] [--sqlite] [--peers sync,keras,seed,bentoml,celery]
+        [--systems NAME=DIR,…] [--backbone NAME] [--brokers redis,orm] [--sqlite] [--peers sync,keras,seed,bentoml,celery]
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/coffeeclassifier_bench,
 dropped and re-created) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
-Prepares a dataset from the demo photos, trains and activates mobilenet_v2, then measures:
+Prepares a dataset from the demo photos, trains and activates mobilenet_v2 (or --backbone), then measures:
 - raw floor: decode + LiteRT Predictor in this process, no HTTP (the demo photos, and the same
   enlarged to a phone camera's 12 megapixels);
 - this system: gunicorn (2 processes × 8 threads) + qcluster (2 workers), HTTP POST then GET
@@ -109,7 +109,7 @@ def manage(*args, system: System = THIS):
                    stdout=subprocess.DEVNULL)
 
 
-def prepare(system: System = THIS):
+def prepare(system: System = THIS, backbone: str = "mobilenet_v2"):
     from bench.import_images import recreate_postgres_database
 
     if system.sqlite:
@@ -120,7 +120,7 @@ def prepare(system: System = THIS):
         recreate_postgres_database(system.database_url)
     manage("migrate", "--noinput", system=system)
     manage("import_images", str(SOURCE), "--dataset", "bench", "--no-progress", system=system)
-    manage("train", "--dataset", "bench", "--backbone", "mobilenet_v2", "--activate", "--no-progress", system=system)
+    manage("train", "--dataset", "bench", "--backbone", backbone, "--activate", "--no-progress", system=system)
 
 
 @contextlib.contextmanager
@@ -352,7 +352,6 @@ def active_directory(system: System) -> Path:
 
 
 def raw_floor(photos, directory: Path, *, name: str = "raw floor (no HTTP)", count: int = 300):
-    from classifier.ml import preprocess
     from classifier.ml.predictor import Predictor
 
     predictor = Predictor(directory)
@@ -360,7 +359,7 @@ def raw_floor(photos, directory: Path, *, name: str = "raw floor (no HTTP)", cou
     for index in range(count):
         data = photos[index % len(photos)]
         started = time.perf_counter()
-        pixels = preprocess.model_input(data, 224)
+        pixels = predictor.model_input(data)
         middle = time.perf_counter()
         predictor.predict_pixels(pixels)
         finished = time.perf_counter()
@@ -396,6 +395,7 @@ def main():
     parser.add_argument("--soak", type=int, default=0, help="Then push this many more jobs (Redis, POST ?wait).")
     parser.add_argument("--soak-seconds", type=float, default=0, help="Or push jobs for this long.")
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the database and model of the last run.")
+    parser.add_argument("--backbone", default="mobilenet_v2", help="The model the systems serve.")
     parser.add_argument("--brokers", default="redis,orm", help="Which brokers to measure the systems on.")
     parser.add_argument("--sqlite", action="store_true",
                         help="Then this checkout on SQLite with the ORM broker (the embedded default).")
@@ -417,7 +417,7 @@ def main():
         if args.skip_prepare:
             manage("migrate", "--noinput", system=system)
         else:
-            prepare(system)
+            prepare(system, args.backbone)
     photos = [path.read_bytes() for path in sorted(SOURCE.glob("*/*.jpg"))[::15]]
     phones = phone_photos(photos)
     directory = active_directory(systems[0])
