@@ -98,6 +98,22 @@ def csrf_refusal(request: HttpRequest) -> str | None:
     return None if refusal is None else "The page's security token is missing or stale; reload the page."
 
 
+UPLOAD_FIELDS = {"image", "dataset", "csrfmiddlewaretoken"}
+
+
+def upload_fields_refusal(request: HttpRequest) -> str | None:
+    """Why an upload's form fields cannot be taken, or None: a misspelt field (“datset”) would
+    otherwise send the photo to the default dataset's model without a word."""
+    unknown = sorted((set(request.POST) | set(request.FILES)) - UPLOAD_FIELDS)
+    if unknown:
+        names = ", ".join(f"“{name[:40]}”" for name in unknown[:3])
+        return (f"Unknown field{'s' if len(unknown) > 1 else ''} {names}: send the photo as “image” and, "
+                "optionally, the dataset's slug as “dataset”.")
+    if len(request.POST.getlist("dataset")) > 1:
+        return "Send at most one “dataset”."
+    return None
+
+
 def client_address(request: HttpRequest) -> str:
     """Who sent the request: the proxy's word for it only when settings say a proxy is trusted."""
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
@@ -195,6 +211,8 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
     if the time runs out first."""
     if refusal := csrf_refusal(request):
         return Status(403, {"detail": refusal})
+    if refusal := upload_fields_refusal(request):
+        return Status(400, {"detail": refusal})
     if len(request.FILES.getlist("image")) != 1:
         return Status(400, {"detail": "Send exactly one file in the field “image”."})
     if image.size > settings.MAX_UPLOAD_BYTES:  # refused before it is read into memory

@@ -246,6 +246,20 @@ def test_missing_or_doubled_file_fields_are_400(client, active_model):
     assert not PredictionJob.objects.exists()
 
 
+def test_a_misspelt_or_doubled_form_field_is_400_not_an_answer_from_the_default_model(client, active_model):
+    photo = SimpleUploadedFile("a.jpg", jpeg(), "image/jpeg")
+    response = client.post(API, {"image": photo, "datset": "tea"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == ("Unknown field “datset”: send the photo as “image” and, optionally, "
+                                         "the dataset's slug as “dataset”.")
+    photo.seek(0)
+    response = client.post(API, {"image": photo, "dataset": [active_model.dataset.slug, "tea"]})
+    assert response.status_code == 400 and response.json()["detail"] == "Send at most one “dataset”."
+    assert not PredictionJob.objects.exists()
+    photo.seek(0)
+    assert client.post(API, {"image": photo, "dataset": active_model.dataset.slug}).status_code == 202
+
+
 def test_unknown_or_malformed_job_ids_are_404(client, db):
     assert client.get(f"{API}/not-a-uuid").status_code == 404
     assert client.get(f"{API}/6f1c8a52-6c0b-4d55-9f4b-2b2f2f4f0a11").status_code == 404
