@@ -102,8 +102,9 @@ UPLOAD_FIELDS = {"image", "dataset", "csrfmiddlewaretoken"}
 
 
 def upload_fields_refusal(request: HttpRequest) -> str | None:
-    """Why an upload's form fields cannot be taken, or None: a misspelt field (“datset”) would
-    otherwise send the photo to the default dataset's model without a word."""
+    """Why an upload's form fields cannot be taken, or None: one photo in `image`, at most one
+    `dataset`, nothing else (a misspelt “datset” would send the photo to the default dataset's
+    model without a word)."""
     unknown = sorted((set(request.POST) | set(request.FILES)) - UPLOAD_FIELDS)
     if unknown:
         names = ", ".join(f"“{name[:40]}”" for name in unknown[:3])
@@ -111,6 +112,8 @@ def upload_fields_refusal(request: HttpRequest) -> str | None:
                 "optionally, the dataset's slug as “dataset”.")
     if len(request.POST.getlist("dataset")) > 1:
         return "Send at most one “dataset”."
+    if len(request.FILES.getlist("image")) != 1:
+        return "Send exactly one file in the field “image”."
     return None
 
 
@@ -213,8 +216,6 @@ def prediction_create(request, image: File[UploadedFile], dataset: Form[str] = "
         return Status(403, {"detail": refusal})
     if refusal := upload_fields_refusal(request):
         return Status(400, {"detail": refusal})
-    if len(request.FILES.getlist("image")) != 1:
-        return Status(400, {"detail": "Send exactly one file in the field “image”."})
     if image.size > settings.MAX_UPLOAD_BYTES:  # refused before it is read into memory
         return Status(400, {"detail": f"“{image.name}” is {human_size(image.size)}; the limit is "
                                       f"{human_size(settings.MAX_UPLOAD_BYTES)}."})

@@ -62,12 +62,6 @@ def active_version(*, dataset: Dataset) -> ModelVersion | None:
     return dataset.model_versions.filter(is_active=True).first()
 
 
-def dataset_for_prediction(*, slug: str) -> Dataset | None:
-    """The dataset called `slug` with `has_active_version`, in one query: every upload asks both."""
-    active = ModelVersion.objects.filter(dataset=OuterRef("pk"), is_active=True)
-    return Dataset.objects.filter(slug=slug).annotate(has_active_version=Exists(active)).first()
-
-
 def job_to_answer(*, job_id) -> PredictionJob:
     """The job with its dataset and the ids of the versions that serve the dataset now,
     `active_version_pk` and `shadow_version_pk` (None where there is none), in one query: a worker
@@ -135,9 +129,13 @@ def dataset_slug(*, slug: str | None) -> str | None:
 
 
 def prediction_dataset(*, slug: str | None) -> Dataset | None:
-    """The dataset a prediction is for: the one named, else the default one."""
+    """The dataset a prediction is for: the one named, else the default one, with
+    `has_active_version` read in the same query (every upload asks both)."""
     slug = dataset_slug(slug=slug)
-    return Dataset.objects.filter(slug=slug).first() if slug else None
+    if not slug:
+        return None
+    active = ModelVersion.objects.filter(dataset=OuterRef("pk"), is_active=True)
+    return Dataset.objects.filter(slug=slug).annotate(has_active_version=Exists(active)).first()
 
 
 def prediction_labels() -> list[str]:

@@ -12,7 +12,9 @@ from django.test import Client
 from django.urls import reverse
 
 from classifier import selectors_review
+from classifier.ml.predictor import Predictor
 from classifier.models import FieldAnswer, FieldScore, FieldScoring, PredictionJob
+from classifier.selectors import artifact_path
 from classifier.services.field_set import field_set_score
 from classifier.services.predictions import prediction_feedback_give, prediction_job_create
 from dataset.models import DatasetImage
@@ -227,9 +229,6 @@ def test_a_candidate_reports_the_field_photos_it_would_fix_and_break_from_real_a
     """Version 2 learns the labels swapped, so the two versions disagree on real photos. A photo
     whose true label is version 1's answer is one version 2 would break; one whose true label is
     version 2's answer, one it would fix. Both versions' answers come from their models."""
-    from classifier.ml.predictor import Predictor
-    from classifier.selectors import artifact_path
-
     start_qcluster()
     active = trained.model_versions.get(is_active=True)
     coffee, not_coffee = trained.labels.get(name="coffee"), trained.labels.get(name="not_coffee")

@@ -57,7 +57,7 @@ def prediction_job_create(
     """
     prediction_rate_check(client=client)
     valid = image_validate(data=data, name=name)
-    dataset = selectors.dataset_for_prediction(slug=dataset_slug)
+    dataset = selectors.prediction_dataset(slug=dataset_slug)
     if dataset is None:
         raise NoDataset(dataset_slug)
     if not dataset.has_active_version:
