@@ -19,8 +19,6 @@ from django.db.models import QuerySet
 from dataset import selectors
 from dataset.imaging import content_sha256
 from dataset.models import Dataset, DatasetImage, Label
-
-# Pillow format name → file extension. MPO is how Pillow reads many phone cameras' JPEGs.
 from dataset.validation import image_validate
 
 AUTO_SPLIT = "auto"

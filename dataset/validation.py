@@ -19,8 +19,6 @@ from coffeeclassifier.imaging import DataEndsEarly, ends_early, to_upright_rgb
 from dataset.imaging import difference_hash, small_upright
 
 # Pillow format name → file extension. MPO is how Pillow reads many phone cameras' JPEGs.
-
-
 ACCEPTED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from PIL import Image
 
 from dataset import selectors, services
@@ -110,3 +111,27 @@ def test_label_names_are_trimmed_and_unique_ignoring_case(dataset):
         services.label_get_or_create(dataset=dataset, name="   ")
     with pytest.raises(ValidationError, match="longer than 100"):
         services.label_get_or_create(dataset=dataset, name="x" * 101)
+
+
+@pytest.mark.django_db(transaction=True)  # so that the INSERT can also run outside any transaction
+@pytest.mark.parametrize("in_callers_transaction", [False, True])
+def test_a_refused_row_takes_its_file_with_it(dataset, settings, in_callers_transaction):
+    """A row the database refuses (here: the same photo twice, past the service's own check)
+    leaves no file behind, and a caller's transaction stays usable."""
+    data = next(variants(1, seed=3))
+    first = services.dataset_image_create(dataset=dataset, data=data, name="first.png")
+    files_before = sorted(p.name for p in settings.MEDIA_ROOT.rglob("*") if p.is_file())
+    twin = DatasetImage(dataset=dataset, sha256=first.sha256, width=first.width, height=first.height)
+
+    def save_twin():
+        with pytest.raises(IntegrityError):
+            services.file_and_row_save(file=twin.file, name="upload.png", data=data)
+
+    if in_callers_transaction:
+        with transaction.atomic():
+            save_twin()
+            assert dataset.images.count() == 1  # the transaction still answers
+    else:
+        save_twin()
+    assert sorted(p.name for p in settings.MEDIA_ROOT.rglob("*") if p.is_file()) == files_before
+    assert dataset.images.count() == 1
