@@ -152,6 +152,17 @@ def test_train_form_offers_the_commands_choices_and_queues_a_version(staff_clien
     assert "<title>coffee v1 |" in page and 'class="training-progress"' in page
 
 
+def test_train_form_can_ask_for_the_new_version_to_be_activated_if_better(staff_client, dataset, photos):
+    url = reverse("admin:classifier_modelversion_train", args=[dataset.pk])
+    assert 'name="activate_when_better"' in staff_client.get(url).content.decode()
+    asked = staff_client.post(url, {"backbone": "mobilenet_025", "epochs": "50", "activate_when_better": "on"},
+                              follow=True)
+    assert "Once ready, it is activated if it beats the active version" in " ".join(messages_of(asked))
+    staff_client.post(url, {"backbone": "mobilenet_025", "epochs": "50"})
+    assert list(ModelVersion.objects.order_by("number").values_list("number", "activate_when_better")) == [
+        (1, True), (2, False)]
+
+
 def test_train_form_refuses_bad_choices_and_untrainable_data_in_a_sentence(staff_client, dataset, photos):
     url = reverse("admin:classifier_modelversion_train", args=[dataset.pk])
     response = staff_client.post(url, {"backbone": "resnet9000", "epochs": "0"})

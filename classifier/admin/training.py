@@ -26,6 +26,14 @@ class TrainForm(forms.Form):
                                  help_text="The frozen image network the head learns on; larger ones are slower.")
     epochs = forms.IntegerField(min_value=1, max_value=100_000, initial=TrainSettings.epochs,
                                 help_text="Full-batch steps of the head.")
+    activate_when_better = forms.BooleanField(
+        required=False, label="Activate if better",
+        help_text="Once trained, it answers predictions if it is right more often than the active version on "
+                  "both the test split and the field set, or if no version is active; otherwise it waits for you.",
+    )
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(backbone=self.cleaned_data["backbone"], epochs=self.cleaned_data["epochs"])
 
 
 class TrainingViews:
@@ -49,13 +57,19 @@ class TrainingViews:
             raise PermissionDenied
         form = TrainForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            twin = settings_twin(dataset=dataset, settings=TrainSettings(**form.cleaned_data))
+            chosen = form.train_settings()
+            twin = settings_twin(dataset=dataset, settings=chosen)
             try:
-                version = model_version_request(dataset=dataset, user=request.user, **form.cleaned_data)
+                version = model_version_request(
+                    dataset=dataset, user=request.user, backbone=chosen.backbone, epochs=chosen.epochs,
+                    activate_when_better=form.cleaned_data["activate_when_better"],
+                )
             except ValidationError as error:
                 form.add_error(None, " ".join(error.messages))
             else:
-                self.message_user(request, f"Training {version} is queued; this page shows its progress.")
+                self.message_user(request, f"Training {version} is queued; this page shows its progress." + (
+                    " Once ready, it is activated if it beats the active version on the test split and the "
+                    "field set." if version.activate_when_better else ""))
                 if twin:
                     self.message_user(request, f"{version} has the same data and settings as {twin}: expect the "
                                       "same model.", messages.WARNING)
