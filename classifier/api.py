@@ -201,7 +201,8 @@ def shadow_answer(job: PredictionJob) -> dict | None:
     number = getattr(job, "shadow_version_number", None)
     if number is None or not job.shadow_label:
         return None
-    return {"version": number, "label": job.shadow_label, "confidence": job.shadow_confidence}
+    return {"version": number, "label": job.shadow_label, "confidence": job.shadow_confidence,
+            "decision": job.shadow_decision or None}
 
 
 @api.post(

@@ -207,6 +207,10 @@ class PredictionJob(models.Model):
     )
     shadow_label = models.CharField(max_length=100, blank=True)
     shadow_confidence = models.FloatField(null=True, blank=True)
+    shadow_decision = models.CharField(
+        max_length=10, choices=Decision.choices, blank=True,
+        help_text="The shadow's own decision: “unsure” below the confidence its version trusts.",
+    )
     shadow_probabilities = models.JSONField(default=dict, blank=True)
     shadow_ms = models.FloatField(
         null=True, blank=True, help_text="What the shadow's answer cost its worker: inference, and a decode "

@@ -24,6 +24,10 @@ class ShadowAnswer(Schema):
     version: int
     label: str
     confidence: float
+    decision: Literal["answered", "unsure"] | None = Field(
+        description="The shadow version's own decision, as `decision` is the answer's; null for shadow answers "
+        "older than this field."
+    )
 
 
 class Prediction(Schema):

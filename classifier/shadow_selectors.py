@@ -30,11 +30,14 @@ def shadow_disagreements(*, version: ModelVersion) -> QuerySet[PredictionJob]:
 
 def shadow_report(*, version: ModelVersion) -> dict:
     """What the version page shows of its shadowing: jobs shadowed, agreement rate (None before
-    any), the newest disagreements, the worker time it added per job (mean shadow_ms beside the
-    mean decode and inference of the answers on the same photos) and the memory it added per
-    worker process that loaded it (`WorkerProcess.shadow_bytes`)."""
+    any), how many of them each version was unsure of, the newest disagreements, the worker time
+    it added per job (mean shadow_ms beside the mean decode and inference of the answers on the
+    same photos) and the memory it added per worker process that loaded it
+    (`WorkerProcess.shadow_bytes`)."""
     totals = shadowed_jobs(version=version).aggregate(
         jobs=Count("pk"), agreed=Count("pk", filter=Q(label=F("shadow_label"))),
+        unsure=Count("pk", filter=Q(decision=PredictionJob.Decision.UNSURE)),
+        shadow_unsure=Count("pk", filter=Q(shadow_decision=PredictionJob.Decision.UNSURE)),
         shadow_ms=Avg("shadow_ms"), inference_ms=Avg("inference_ms"), preprocess_ms=Avg("preprocess_ms"),
     )
     jobs = totals["jobs"]
@@ -49,6 +52,8 @@ def shadow_report(*, version: ModelVersion) -> dict:
         "agreed": totals["agreed"],
         "disagreed": jobs - totals["agreed"],
         "agreement": totals["agreed"] / jobs if jobs else None,
+        "unsure": totals["unsure"],
+        "shadow_unsure": totals["shadow_unsure"],
         "disagreements": list(shadow_disagreements(version=version)[:GALLERY_SIZE]),
         "shadow_ms": totals["shadow_ms"],
         "inference_ms": totals["inference_ms"],

@@ -94,6 +94,7 @@ def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_vers
     for job, answer, shadowed in zip(jobs, answers, shadows, strict=True):
         assert job.status == "done" and job.model_version == first and job.label == answer.label
         assert job.shadow_version == second and job.shadow_label == shadowed.label and job.shadow_ms > 0
+        assert (job.decision, job.shadow_decision) == (answer.decision, shadowed.decision)
         assert job.shadow_confidence == pytest.approx(shadowed.confidence, abs=1e-5)
         assert job.shadow_probabilities == pytest.approx(shadowed.probabilities, abs=1e-5)
 
@@ -101,7 +102,8 @@ def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_vers
     sent = anonymous.get(f"{API}/{jobs[0].pk}").json()
     assert (sent["label"], sent["version"], sent["shadow"]) == (jobs[0].label, 1, None)
     seen = staff_client.get(f"{API}/{jobs[0].pk}").json()
-    assert seen["shadow"] == {"version": 2, "label": jobs[0].shadow_label, "confidence": jobs[0].shadow_confidence}
+    assert seen["shadow"] == {"version": 2, "label": jobs[0].shadow_label, "confidence": jobs[0].shadow_confidence,
+                              "decision": jobs[0].shadow_decision}
     settings.API_KEYS = [KEY]
     assert Client().get(f"{API}/{jobs[1].pk}", HTTP_X_API_KEY=KEY).json()["shadow"]["label"] == jobs[1].shadow_label
     settings.API_KEYS = []
@@ -113,10 +115,13 @@ def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_vers
     assert report["jobs"] == len(jobs) and report["agreement"] == pytest.approx(sum(agreeing) / len(jobs))
     assert {job.pk for job in report["disagreements"]} == {job.pk for job, same in zip(jobs, agreeing) if not same}
     assert report["shadow_ms"] > 0 and report["inference_ms"] > 0 and report["added_time"] > 0
+    unsure = [sum(one.decision == "unsure" for one in answered) for answered in (answers, shadows)]
+    assert [report["unsure"], report["shadow_unsure"]] == unsure
     html = "".join(render_to_string(f"admin/classifier/modelversion/{name}.html",
                                     {"version": second, "shadow": report, "can_shadow": True})
                    for name in ("_shadow", "_shadow_buttons"))
     assert f"({sum(agreeing)} of {len(jobs)})" in html and "Stop shadowing" in html
+    assert f"this version {unsure[1]} of {len(jobs)}, the answer {unsure[0]} of {len(jobs)}" in html
     job_page = staff_client.get(reverse("admin:classifier_predictionjob_change", args=[jobs[0].pk]))
     both = render_to_string("admin/classifier/predictionjob/_shadow.html", {"original": job_page.context["original"]})
     assert "shadow (not sent)" in both and jobs[0].shadow_label in both

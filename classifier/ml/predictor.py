@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.ml import preprocess
-from classifier.ml.metrics import decide
+from classifier.ml.metrics import decide, decision
 from classifier.ml.quiet import native_noise_dropped
 
 MODEL_FILE = "model.tflite"
@@ -28,6 +28,7 @@ class Prediction:
     class_index: int
     confidence: float
     probabilities: dict[str, float]
+    decision: str  # metrics.ANSWERED, or UNSURE below the confidence the version trusts (its unsure_below)
     cam: np.ndarray  # (h, w, classes) logits per position of the last feature map
     preprocess_ms: float
     inference_ms: float
@@ -97,6 +98,7 @@ class Predictor:
             class_index=index,
             confidence=float(probabilities[index]),
             probabilities={name: float(p) for name, p in zip(self.class_names, probabilities)},
+            decision=decision(probabilities, self.metadata),
             cam=cam,
             preprocess_ms=preprocess_ms,
             inference_ms=(finished - started) * 1000,

@@ -16,7 +16,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from classifier import metrics, notifications, selectors
-from classifier.ml.metrics import decision as decision_for
 from classifier.ml.predictor import Predictor
 from classifier.models import ModelVersion, PredictionJob
 from classifier.services import shadow
@@ -173,9 +172,6 @@ def prediction_job_answer(*, job: PredictionJob) -> PredictionJob:
         pixels = predictor.model_input(file_read(file=job.image))
         preprocess_ms = (time.perf_counter() - started) * 1000
         prediction = predictor.predict_model_input(pixels, preprocess_ms=preprocess_ms)
-        # "unsure" below the confidence the version trusts (its metadata's unsure_below)
-        decision = decision_for([prediction.probabilities[name] for name in predictor.class_names],
-                                predictor.metadata)
     except Exception as error:  # the job records every failure; it never vanishes
         logger.exception("Prediction job %s failed", job.pk)
         error_text = f"{type(error).__name__}: {error}"
@@ -187,7 +183,7 @@ def prediction_job_answer(*, job: PredictionJob) -> PredictionJob:
         label=prediction.label,
         confidence=prediction.confidence,
         probabilities=prediction.probabilities,
-        decision=decision,
+        decision=prediction.decision,
         heatmap=prediction.heatmap(),
         model_version_id=version.pk,
         preprocess_ms=round(prediction.preprocess_ms, 3),

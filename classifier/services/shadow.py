@@ -112,6 +112,7 @@ def prediction_job_shadow_answer(*, job: PredictionJob, version: ModelVersion, p
         answer = {
             "shadow_version": version, "shadow_label": prediction.label,
             "shadow_confidence": prediction.confidence, "shadow_probabilities": prediction.probabilities,
+            "shadow_decision": prediction.decision,
             "shadow_ms": round((time.perf_counter() - started) * 1000, 3),
         }
     except Exception:

@@ -60,9 +60,7 @@ class Command(BaseCommand):
                     label=prediction.label,
                     confidence=round(prediction.confidence, 6),
                     probabilities={name: round(p, 6) for name, p in prediction.probabilities.items()},
-                    decision=metrics.decision(
-                        [prediction.probabilities[name] for name in predictor.class_names], predictor.metadata
-                    ),
+                    decision=prediction.decision,
                     version=model_version.number,
                     preprocess_ms=round(prediction.preprocess_ms, 3),
                     inference_ms=round(prediction.inference_ms, 3),
