@@ -149,17 +149,19 @@ def test_scorings_wait_one_at_a_time_per_dataset(trained, start_qcluster, demo_p
     """Labelled photos arriving while a scoring waits join it rather than queue another."""
     start_qcluster()
     # the first photo is one the version trained on (every 7th photo, from the first, is in its dataset)
-    jobs = answered(trained, [path.read_bytes() for path in demo_photos["coffee"][7:11]])
-    for job in jobs:
+    photos = [path.read_bytes() for path in demo_photos["coffee"][7:11]]
+    jobs = answered(trained, [*photos, photos[1]])  # the second photo is sent again, last
+    for job in jobs[:4]:
         prediction_feedback_give(job=job, correct=True)
+    prediction_feedback_give(job=jobs[4], correct=False, label_name=other_label(jobs[4]))
     queued = FieldScoring.objects.get(dataset=trained, status="queued")
     # the task's body, here: the photo it trained on and a job whose photo file is gone are left
-    # out; the others reproduce their answers
-    (media_root / jobs[-1].image.name).unlink()
+    # out; the photo sent twice counts once, with its newest label (which the answer misses)
+    (media_root / jobs[3].image.name).unlink()
     field_set_score(scoring_id=queued.pk)
     score = FieldScore.objects.get(scoring=queued)
-    assert (score.photos, score.accuracy) == (2, 1.0)
-    assert score.left_out == {"seen_in_training": 1, "photo_missing": 1}
+    assert (score.photos, score.accuracy) == (2, 0.5)
+    assert score.left_out == {"seen_in_training": 1, "photo_missing": 1, "sent_again": 1}
     assert field_set_score(scoring_id=queued.pk) is None  # delivered twice, it runs once
     assert FieldScore.objects.filter(scoring=queued).count() == 1
 

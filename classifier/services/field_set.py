@@ -104,7 +104,8 @@ def field_set_versions_score(*, scoring: FieldScoring, versions: list[ModelVersi
     A version's answers are stored (FieldAnswer) the first time it meets a photo, so a scoring
     runs only the photos a version has not answered yet. A version is not scored on a photo it
     trained or was calibrated on, nor on one whose true label it does not know, nor on a job
-    whose photo file is gone. Groups come from the dataset image with the same bytes, if any.
+    whose photo file is gone. A photo sent more than once counts once, with the label of its
+    newest upload. Groups come from the dataset image with the same bytes, if any.
     """
     photos = selectors_review.field_photos(dataset=scoring.dataset)
     field_answers_compute(versions=versions, photos=photos)
@@ -112,12 +113,18 @@ def field_set_versions_score(*, scoring: FieldScoring, versions: list[ModelVersi
     tallies = {version.pk: VersionTally() for version in versions}
     answers = FieldAnswer.objects.filter(version__in=versions, job_id__in=[photo.job_id for photo in photos])
     stored = {(answer.version_id, str(answer.job_id)): answer for answer in answers}
-    for photo in photos:
+    counted = {version.pk: set() for version in versions}  # the bytes each version is scored on already
+    for photo in reversed(photos):  # newest first
         for version in versions:
             tally, answer = tallies[version.pk], stored.get((version.pk, photo.job_id))
             if answer is None:
                 tally.left_out["photo_missing"] += 1
-            elif answer.seen_in_training:
+                continue
+            if answer.sha256 in counted[version.pk]:
+                tally.left_out["sent_again"] += 1
+                continue
+            counted[version.pk].add(answer.sha256)
+            if answer.seen_in_training:
                 tally.left_out["seen_in_training"] += 1
             elif photo.label not in version.labels:
                 tally.left_out["label_unknown_to_version"] += 1
