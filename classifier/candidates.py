@@ -94,17 +94,22 @@ def test_comparison(candidate: ModelVersion, active: ModelVersion) -> SetCompari
 
 def field_comparison(candidate: ModelVersion, active: ModelVersion) -> SetComparison:
     """On the field photos both versions answered without having trained on them, whose true
-    label both know."""
-    truth = {photo.job_id: photo.label for photo in field_photos(dataset=candidate.dataset)}
+    label both know; a photo sent more than once is compared once, as its newest upload (as the
+    field score counts it)."""
+    photos = field_photos(dataset=candidate.dataset)
+    truth = {photo.job_id: photo.label for photo in photos}
     answers: dict[int, dict[str, str]] = {}
+    bytes_of: dict[str, str] = {}
     for version in (candidate, active):
         rows = FieldAnswer.objects.filter(version=version, seen_in_training=False, job_id__in=list(truth))
-        answers[version.pk] = {
-            str(job_id): version.labels[int(decide(np.array([probabilities]), version.threshold)[0])]
-            for job_id, probabilities in rows.values_list("job_id", "probabilities")
-        }
+        answers[version.pk] = {}
+        for job_id, sha256, probabilities in rows.values_list("job_id", "sha256", "probabilities"):
+            label = version.labels[int(decide(np.array([probabilities]), version.threshold)[0])]
+            answers[version.pk][str(job_id)], bytes_of[str(job_id)] = label, sha256
+    # the photos run oldest first, so each photo's bytes end up with their newest upload
+    newest = {bytes_of[photo.job_id]: photo.job_id for photo in photos if photo.job_id in bytes_of}
     shared = sorted(
-        job_id for job_id in set(answers[candidate.pk]) & set(answers[active.pk])
+        job_id for job_id in set(newest.values()) & set(answers[candidate.pk]) & set(answers[active.pk])
         if truth[job_id] in candidate.labels and truth[job_id] in active.labels
     )
     comparison = compared("field set", shared, [truth[k] for k in shared],

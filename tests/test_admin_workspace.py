@@ -13,6 +13,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from classifier.candidates import candidate_report
 from classifier.ml.metrics import evaluate, photo_scores, threshold_sweep
 from classifier.ml.train import STAGES, TrainSettings, data_fingerprint
 from classifier.models import Activation, FieldAnswer, FieldScore, FieldScoring, ModelVersion, PredictionJob
@@ -358,6 +359,19 @@ def test_a_candidate_is_compared_photo_by_photo_and_activating_it_when_worse_ask
     assert "field set 50.0% against 100.0% on 2 photos" in staff_client.post(rollback).content.decode()
     assert staff_client.post(rollback, {"confirmed_worse": "1"}).status_code == 302
     assert Activation.objects.filter(version=active, previous=candidate, confirmed_worse=True).exists()
+
+
+def test_a_photo_sent_twice_is_compared_once_as_its_newest_upload(dataset, photos):
+    test = list(dataset.images.filter(split="test").order_by("sha256").select_related("label"))
+    right = [0.9 if image.label.name == "not_coffee" else 0.1 for image in test]
+    active, candidate = version_with(dataset, 1, right, active=True), version_with(dataset, 2, right)
+    first, again = field_job(dataset, active, "coffee"), field_job(dataset, active, "coffee")  # the same bytes
+    FieldAnswer.objects.bulk_create([  # the candidate fixes the photo, however many times it was sent
+        FieldAnswer(version=version, job=job, sha256="a" * 64, probabilities=probabilities)
+        for version, probabilities in ((active, [0.2, 0.8]), (candidate, [0.9, 0.1])) for job in (first, again)
+    ])
+    field = candidate_report(version=candidate).sets[1]
+    assert field.photos == 1 and [item["job_id"] for item in field.fixed] == [str(again.pk)]
 
 
 # ----- retraining: suggested, scheduled, judged
