@@ -200,8 +200,11 @@ def test_admin_retrain_runs_on_the_training_cluster(start_qcluster, staff_client
 
     wait_for(finished, timeout=180, message="the training cluster to train the version")
     assert version.status == ModelVersion.Status.READY, version.error
-    log = (media_root.parent / "qcluster-0.log").read_text()
-    assert f"Version {version} is ready" in log and "stage=embeddings" in log  # the cluster's log says so
+    # the cluster's log says so (its line follows the row's update, so it may come a moment later)
+    log_file = media_root.parent / "qcluster-0.log"
+    wait_for(lambda: f"Version {version} is ready" in log_file.read_text(), timeout=10, message="the log line")
+    log = log_file.read_text()
+    assert "stage=embeddings" in log
     assert "absl::InitializeLog" not in log and "oneDNN" not in log  # TensorFlow's start-up noise is not
     page = staff_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).content.decode()
     assert "Confusion matrix (test)" in page and "Activate this version" in page
