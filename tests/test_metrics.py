@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -174,13 +173,15 @@ def test_json_log_lines_of_a_job_carry_its_request_id_in_the_web_and_the_worker(
         job_id = sent.json()["id"]
         wait_for(lambda: PredictionJob.objects.filter(pk=job_id, status="failed").exists(), timeout=60,
                  message="the worker to finish the job")
-        time.sleep(0.5)  # its line is written just after the row
+    worker_log = media_root.parent / "qcluster-0.log"
+    wait_for(lambda: any(line.get("job_id") == job_id for line in json_lines(worker_log)), timeout=10,
+             message="the worker's line, written just after the row")
     web_lines = [line for line in json_lines(web_log) if line.get("job_id") == job_id]
-    worker_lines = [line for line in json_lines(media_root.parent / "qcluster-0.log") if line.get("job_id") == job_id]
+    worker_lines = [line for line in json_lines(worker_log) if line.get("job_id") == job_id]
     assert [line["message"].split(" job=")[0] for line in web_lines] == ["prediction queued"]
     assert [line["message"].split(" job=")[0] for line in worker_lines] == ["prediction failed"]
     assert {line["request_id"] for line in web_lines + worker_lines} == {"upload-42"}
     assert worker_lines[0]["dataset"] == "coffee" and worker_lines[0]["status"] == "failed"
     # the failure's own traceback line carries it too
-    traceback = [line for line in json_lines(media_root.parent / "qcluster-0.log") if "exception" in line]
+    traceback = [line for line in json_lines(worker_log) if "exception" in line]
     assert traceback and {line["request_id"] for line in traceback} == {"upload-42"}
