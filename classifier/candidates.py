@@ -106,11 +106,11 @@ def field_comparison(candidate: ModelVersion, active: ModelVersion) -> SetCompar
         for job_id, sha256, probabilities in rows.values_list("job_id", "sha256", "probabilities"):
             label = version.labels[int(decide(np.array([probabilities]), version.threshold)[0])]
             answers[version.pk][str(job_id)], bytes_of[str(job_id)] = label, sha256
-    # the photos run oldest first, so each photo's bytes end up with their newest upload
-    newest = {bytes_of[photo.job_id]: photo.job_id for photo in photos if photo.job_id in bytes_of}
+    both = set(answers[candidate.pk]) & set(answers[active.pk])
+    # the photos run oldest first, so each photo's bytes end up with their newest upload both answered
+    newest = {bytes_of[photo.job_id]: photo.job_id for photo in photos if photo.job_id in both}
     shared = sorted(
-        job_id for job_id in set(newest.values()) & set(answers[candidate.pk]) & set(answers[active.pk])
-        if truth[job_id] in candidate.labels and truth[job_id] in active.labels
+        job_id for job_id in newest.values() if truth[job_id] in candidate.labels and truth[job_id] in active.labels
     )
     comparison = compared("field set", shared, [truth[k] for k in shared],
                           ([answers[candidate.pk][k] for k in shared], [answers[active.pk][k] for k in shared]))

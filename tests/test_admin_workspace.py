@@ -365,11 +365,11 @@ def test_a_photo_sent_twice_is_compared_once_as_its_newest_upload(dataset, photo
     test = list(dataset.images.filter(split="test").order_by("sha256").select_related("label"))
     right = [0.9 if image.label.name == "not_coffee" else 0.1 for image in test]
     active, candidate = version_with(dataset, 1, right, active=True), version_with(dataset, 2, right)
-    first, again = field_job(dataset, active, "coffee"), field_job(dataset, active, "coffee")  # the same bytes
+    first, again, last = (field_job(dataset, active, "coffee") for _ in range(3))  # the same bytes, sent thrice
     FieldAnswer.objects.bulk_create([  # the candidate fixes the photo, however many times it was sent
         FieldAnswer(version=version, job=job, sha256="a" * 64, probabilities=probabilities)
         for version, probabilities in ((active, [0.2, 0.8]), (candidate, [0.9, 0.1])) for job in (first, again)
-    ])
+    ] + [FieldAnswer(version=active, job=last, sha256="a" * 64, probabilities=[0.2, 0.8])])  # not by the candidate
     field = candidate_report(version=candidate).sets[1]
     assert field.photos == 1 and [item["job_id"] for item in field.fixed] == [str(again.pk)]
 
