@@ -30,14 +30,16 @@ def shadow_disagreements(*, version: ModelVersion) -> QuerySet[PredictionJob]:
 
 def shadow_report(*, version: ModelVersion) -> dict:
     """What the version page shows of its shadowing: jobs shadowed, agreement rate (None before
-    any), how many of them each version was unsure of, the newest disagreements, the worker time
-    it added per job (mean shadow_ms beside the mean decode and inference of the answers on the
-    same photos) and the memory it added per worker process that loaded it
-    (`WorkerProcess.shadow_bytes`)."""
+    any), how many each version was unsure of (among the jobs that record both decisions), the
+    newest disagreements, the worker time it added per job (mean shadow_ms beside the mean decode
+    and inference of the answers on the same photos) and the memory it added per worker process
+    that loaded it (`WorkerProcess.shadow_bytes`)."""
+    both_decided = ~Q(decision="") & ~Q(shadow_decision="")  # older jobs recorded no decision
     totals = shadowed_jobs(version=version).aggregate(
         jobs=Count("pk"), agreed=Count("pk", filter=Q(label=F("shadow_label"))),
-        unsure=Count("pk", filter=Q(decision=PredictionJob.Decision.UNSURE)),
-        shadow_unsure=Count("pk", filter=Q(shadow_decision=PredictionJob.Decision.UNSURE)),
+        decided=Count("pk", filter=both_decided),
+        unsure=Count("pk", filter=both_decided & Q(decision=PredictionJob.Decision.UNSURE)),
+        shadow_unsure=Count("pk", filter=both_decided & Q(shadow_decision=PredictionJob.Decision.UNSURE)),
         shadow_ms=Avg("shadow_ms"), inference_ms=Avg("inference_ms"), preprocess_ms=Avg("preprocess_ms"),
     )
     jobs = totals["jobs"]
@@ -52,6 +54,7 @@ def shadow_report(*, version: ModelVersion) -> dict:
         "agreed": totals["agreed"],
         "disagreed": jobs - totals["agreed"],
         "agreement": totals["agreed"] / jobs if jobs else None,
+        "decided": totals["decided"],
         "unsure": totals["unsure"],
         "shadow_unsure": totals["shadow_unsure"],
         "disagreements": list(shadow_disagreements(version=version)[:GALLERY_SIZE]),

@@ -6,6 +6,7 @@ the two models run here, separately, on the same photos.
 """
 
 import io
+import json
 
 import pytest
 import requests
@@ -71,6 +72,9 @@ def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_vers
                                          artifact_dir="models/coffee/3")
     with pytest.raises(ValidationError, match="not ready"):
         model_version_shadow_start(version=queued)
+    # version 2 doubts every photo (the confidence it trusts is above 1), so the two decisions differ
+    metadata_file = media_root / second.artifact_dir / "metadata.json"
+    metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()), "unsure_below": 1.01}))
     model_version_shadow_start(version=second)
     with pytest.raises(ValidationError, match="in shadow already"):
         model_version_shadow_start(version=second)
@@ -116,12 +120,15 @@ def test_shadow_answers_are_stored_shown_to_curators_only_and_stop_when_the_vers
     assert {job.pk for job in report["disagreements"]} == {job.pk for job, same in zip(jobs, agreeing) if not same}
     assert report["shadow_ms"] > 0 and report["inference_ms"] > 0 and report["added_time"] > 0
     unsure = [sum(one.decision == "unsure" for one in answered) for answered in (answers, shadows)]
-    assert [report["unsure"], report["shadow_unsure"]] == unsure
+    assert unsure[1] == len(jobs) and [report["decided"], report["unsure"], report["shadow_unsure"]] == [
+        len(jobs), *unsure]
     html = "".join(render_to_string(f"admin/classifier/modelversion/{name}.html",
                                     {"version": second, "shadow": report, "can_shadow": True})
                    for name in ("_shadow", "_shadow_buttons"))
     assert f"({sum(agreeing)} of {len(jobs)})" in html and "Stop shadowing" in html
     assert f"this version {unsure[1]} of {len(jobs)}, the answer {unsure[0]} of {len(jobs)}" in html
+    PredictionJob.objects.filter(pk=jobs[0].pk).update(shadow_decision="")  # shadowed before decisions were kept
+    assert shadow_report(version=second)["decided"] == len(jobs) - 1
     job_page = staff_client.get(reverse("admin:classifier_predictionjob_change", args=[jobs[0].pk]))
     both = render_to_string("admin/classifier/predictionjob/_shadow.html", {"original": job_page.context["original"]})
     assert "shadow (not sent)" in both and jobs[0].shadow_label in both
